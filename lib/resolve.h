@@ -1,0 +1,45 @@
+/*
+ * NAME
+ *	resolve - which kind of destination an address has, and whether it exists
+ * SYNOPSIS
+ *	#include "resolve.h"
+ * DESCRIPTION
+ *	Shared by smtpd (reject unknown recipients at RCPT, relay check) and
+ *	qmgr (routing). Domains compare case-insensitively.
+ *	  RESOLVE_LOCAL    domain in mydestination (or no domain: myorigin is
+ *	                   appended by the caller); recipients are the local
+ *	                   parts found in local_recipient_maps (default
+ *	                   $alias_maps), plus "postmaster" and "mailer-daemon",
+ *	                   which always exist (RFC 5321 4.5.1).
+ *	  RESOLVE_VIRTUAL  domain in virtual_mailbox_domains; recipients are
+ *	                   the addresses in virtual_mailbox_maps or
+ *	                   virtual_alias_maps.
+ *	  RESOLVE_RELAY    any other domain.
+ *	recipient_delimiter (if set) is honoured: user+ext@d looks up
+ *	user+ext@d first, then user@d.
+ *	Tables are opened once per process on first use (after fork) and
+ *	reopened by resolve_reset() after a reload.
+ */
+#ifndef POSTERN_RESOLVE_H
+#define POSTERN_RESOLVE_H
+
+enum resolve_class { RESOLVE_LOCAL, RESOLVE_VIRTUAL, RESOLVE_RELAY };
+
+/* Class of a full address "local@domain" (domain required). */
+enum resolve_class resolve_class(const char *address);
+
+enum resolve_known { RESOLVE_KNOWN, RESOLVE_UNKNOWN, RESOLVE_TEMPFAIL };
+/* Whether a local or virtual recipient exists. For RESOLVE_RELAY
+   addresses returns RESOLVE_KNOWN (not ours to judge). */
+enum resolve_known resolve_recipient_known(const char *address);
+
+/* 1 if the address is in virtual_alias_maps; *value_r (malloc'd) gets the
+   right-hand side. 0 if not; -1 on a table error. */
+int resolve_virtual_alias(const char *address, char **value_r);
+/* 1 if addr (IPv4 or IPv6 text) is in mynetworks (CIDR list). */
+int resolve_in_mynetworks(const char *addr);
+
+/* Drops cached tables (after a configuration reload). */
+void resolve_reset(void);
+
+#endif

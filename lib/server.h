@@ -1,0 +1,62 @@
+/*
+ * NAME
+ *	server - the skeleton every daemon's main() hands control to
+ * SYNOPSIS
+ *	#include "server.h"
+ * DESCRIPTION
+ *	master starts a daemon as
+ *	  <daemon_directory>/<command> -c <config_dir> -n <service> -t <type>
+ *	      [-o name=value]... [-v]
+ *	with the service's listening socket on fd 3 (SERVER_LISTEN_FD) and a
+ *	status pipe to master on fd 4 (SERVER_STATUS_FD). The skeleton
+ *	parses argv, loads main.cf and the -o overrides, opens the log,
+ *	drops root privileges to mail_owner, then:
+ *	  event servers (smtpd, qmgr): accept on fd 3 inside one event loop
+ *	    and hand each connection to on_accept; many sessions per process.
+ *	  single servers (local): serve one connection at a time with
+ *	    blocking I/O; tell master busy/idle through the status pipe, so
+ *	    master spawns more processes (up to maxproc) when all are busy;
+ *	    exit after max_idle seconds without work or max_use connections.
+ *	SIGTERM stops a daemon (event servers call on_stop first); SIGHUP is
+ *	not used by children (master restarts them on reload).
+ *	Without fd 3 (run by hand), -s ADDRESS makes the skeleton bind its
+ *	own socket (a path, or host:port) for tests.
+ */
+#ifndef POSTERN_SERVER_H
+#define POSTERN_SERVER_H
+
+#include <sys/socket.h>
+
+#include "event.h"
+
+#define SERVER_LISTEN_FD 3
+#define SERVER_STATUS_FD 4
+
+struct server_hooks {
+    /* Called after config, logging and privilege drop, before serving. */
+    void (*on_init)(struct event_loop *loop);
+    /* Event servers: a new connection (non-blocking fd, owned by the hook). */
+    void (*on_accept)(struct event_loop *loop, int fd, const struct sockaddr *peer,
+                      socklen_t peer_len);
+    /* Single servers: serve one connection with blocking I/O, then return;
+       the skeleton closes fd. */
+    void (*serve)(int fd);
+    /* Event servers: SIGTERM arrived; finish or drop sessions. */
+    void (*on_stop)(struct event_loop *loop);
+};
+
+enum server_kind { SERVER_EVENT, SERVER_SINGLE };
+
+/* Never returns. */
+void server_main(int argc, char **argv, const char *program, enum server_kind kind,
+                 const struct server_hooks *hooks) __attribute__((noreturn));
+
+/* The service name from -n (e.g. "smtp", "submission"). */
+const char *server_service_name(void);
+/* The loop of an event server (NULL for single servers). */
+struct event_loop *server_loop(void);
+/* Event servers: number of sessions open, reported by the daemon so the
+   skeleton can exit when idle for max_idle after a reload. */
+void server_session_count(int open_sessions);
+
+#endif
