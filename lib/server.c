@@ -1,0 +1,326 @@
+/*
+ * NAME
+ *	server - the skeleton every daemon's main() hands control to
+ * DESCRIPTION
+ *	See server.h. Argument parsing, configuration, logging, privilege
+ *	drop and the accept loop live here once, so a daemon's main.c is
+ *	only its hooks.
+ *
+ *	Signals: SIGTERM ends the process (event servers get on_stop
+ *	first and exit at once after it); SIGHUP asks an event server to
+ *	stop accepting and exit when its last session ends (master sends
+ *	it on reload, then starts a process with the new configuration, so
+ *	established sessions are not dropped). Signals reach the event loop
+ *	through a self-pipe.
+ * DIAGNOSTICS
+ *	Bad arguments, a missing listener or a failed privilege drop are
+ *	fatal: master logs the exit and restarts with back-off.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "xalloc.h"
+
+static const char *server_service = "";
+static struct event_loop *server_event_loop;
+static const struct server_hooks *server_hook;
+static int server_listen_fd = -1;
+static int server_status_fd = -1;
+static int server_draining;
+static int server_sessions;
+static int signal_pipe[2] = {-1, -1};
+static volatile sig_atomic_t single_stop;
+
+const char *server_service_name(void)
+{
+    return server_service;
+}
+
+struct event_loop *server_loop(void)
+{
+    return server_event_loop;
+}
+
+void server_session_count(int open_sessions)
+{
+    server_sessions = open_sessions;
+    if (server_draining && open_sessions == 0 && server_event_loop != NULL)
+        event_loop_stop(server_event_loop);
+}
+
+static void server_usage(const char *program)
+{
+    msg_fatal("usage: %s -c config_dir [-n service] [-t type] [-o name=value]... "
+              "[-s address] [-v]", program);
+}
+
+/* Binds a listener for running a daemon by hand: a path or host:port. */
+static int server_bind_own(const char *address)
+{
+    int fd;
+    if (address[0] == '/') {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        if (strlen(address) >= sizeof(sun.sun_path))
+            msg_fatal("socket path too long: %s", address);
+        memcpy(sun.sun_path, address, strlen(address) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        unlink(address);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+            msg_fatal("bind %s: %m", address);
+    } else {
+        char *copy = xstrdup(address);
+        char *colon = strrchr(copy, ':');
+        if (colon == NULL)
+            msg_fatal("-s wants host:port or a path: %s", address);
+        *colon = '\0';
+        char *host = copy;
+        if (*host == '[') {
+            host++;
+            host[strcspn(host, "]")] = '\0';
+        }
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+        struct addrinfo *res;
+        int err = getaddrinfo(host, colon + 1, &hints, &res);
+        if (err != 0)
+            msg_fatal("%s: %s", address, gai_strerror(err));
+        fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int on = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+            msg_fatal("bind %s: %m", address);
+        freeaddrinfo(res);
+        free(copy);
+    }
+    if (listen(fd, 1024) < 0)
+        msg_fatal("listen %s: %m", address);
+    return fd;
+}
+
+/* Drops root to mail_owner (DESIGN.md invariant 3). */
+static void server_drop_privileges(void)
+{
+    if (geteuid() != 0)
+        return;
+    const char *owner = config_str("mail_owner");
+    struct passwd *pw = getpwnam(owner);
+    if (pw == NULL)
+        msg_fatal("mail_owner %s: no such user", owner);
+    if (pw->pw_uid == 0)
+        msg_fatal("mail_owner %s must not be root", owner);
+    if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+        msg_fatal("cannot drop privileges to %s: %m", owner);
+    if (setuid(0) == 0)
+        msg_fatal("privilege drop to %s did not stick", owner);
+}
+
+static void server_status(char what)
+{
+    if (server_status_fd >= 0 && write(server_status_fd, &what, 1) < 0 && errno != EAGAIN)
+        server_status_fd = -1;   /* master went away; it will reap us */
+}
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char c = (unsigned char)sig;
+    if (signal_pipe[1] >= 0 && write(signal_pipe[1], &c, 1) < 0) {
+        /* pipe full: a signal is already pending */
+    }
+    if (sig == SIGTERM)
+        single_stop = 1;
+    errno = saved;
+}
+
+static void signal_read_cb(struct event_loop *loop, int fd, int events, void *ctx)
+{
+    unsigned char sigs[16];
+    ssize_t n = read(fd, sigs, sizeof(sigs));
+    for (ssize_t i = 0; i < n; i++) {
+        if (sigs[i] == SIGTERM) {
+            if (server_hook->on_stop)
+                server_hook->on_stop(loop);
+            exit(0);
+        }
+        if (sigs[i] == SIGHUP && !server_draining) {
+            server_draining = 1;
+            if (server_listen_fd >= 0) {
+                event_fd_del(loop, server_listen_fd);
+                close(server_listen_fd);
+                server_listen_fd = -1;
+            }
+            if (server_hook->on_stop)
+                server_hook->on_stop(loop);
+            if (server_sessions == 0)
+                event_loop_stop(loop);
+        }
+    }
+}
+
+static void accept_cb(struct event_loop *loop, int fd, int events, void *ctx)
+{
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int conn = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (conn < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                msg_warn("accept: %m");
+            return;
+        }
+        server_hook->on_accept(loop, conn, (struct sockaddr *)&peer, len);
+    }
+}
+
+static void install_signals(void)
+{
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+        msg_fatal("pipe: %m");
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static void run_event_server(void)
+{
+    server_event_loop = event_loop_create();
+    event_fd_add(server_event_loop, signal_pipe[0], EVENT_READ, signal_read_cb, NULL);
+    if (server_hook->on_init)
+        server_hook->on_init(server_event_loop);
+    if (server_listen_fd >= 0)
+        event_fd_add(server_event_loop, server_listen_fd, EVENT_READ, accept_cb, NULL);
+    event_loop_run(server_event_loop);
+    exit(0);
+}
+
+static void run_single_server(void)
+{
+    long long max_idle = config_time("max_idle");
+    long long max_use = config_int("max_use");
+    if (server_hook->on_init)
+        server_hook->on_init(NULL);
+    for (long long used = 0; max_use <= 0 || used < max_use;) {
+        if (single_stop)
+            break;
+        struct pollfd p[2] = {{.fd = server_listen_fd, .events = POLLIN},
+                              {.fd = signal_pipe[0], .events = POLLIN}};
+        int n = poll(p, 2, max_idle > 0 ? (int)(max_idle * 1000) : -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            msg_fatal("poll: %m");
+        if (n == 0)
+            break;   /* idle for max_idle: let master reap us */
+        if (p[1].revents) {
+            unsigned char sigs[16];
+            ssize_t got = read(signal_pipe[0], sigs, sizeof(sigs));
+            for (ssize_t i = 0; i < got; i++)
+                if (sigs[i] == SIGTERM || sigs[i] == SIGHUP)
+                    exit(0);
+        }
+        if (!(p[0].revents & POLLIN))
+            continue;
+        int conn = accept4(server_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                msg_warn("accept: %m");
+            continue;   /* another process took it */
+        }
+        used++;
+        server_status('B');
+        server_hook->serve(conn);
+        close(conn);
+        server_status('I');
+    }
+    exit(0);
+}
+
+void server_main(int argc, char **argv, const char *program, enum server_kind kind,
+                 const struct server_hooks *hooks)
+{
+    const char *config_dir = getenv("POSTERN_CONFIG_DIR");
+    const char *own_address = NULL;
+    const char *service = program;
+    int verbose = 0;
+    int c;
+    char **overrides = xcalloc((size_t)argc + 1, sizeof(char *));
+    size_t override_count = 0;
+
+    log_init(program);
+    server_hook = hooks;
+    while ((c = getopt(argc, argv, "c:n:t:o:s:v")) != -1) {
+        switch (c) {
+        case 'c': config_dir = optarg; break;
+        case 'n': service = optarg; break;
+        case 't': break;
+        case 'o': overrides[override_count++] = optarg; break;
+        case 's': own_address = optarg; break;
+        case 'v': verbose++; break;
+        default: server_usage(program);
+        }
+    }
+    if (config_dir == NULL)
+        config_dir = "/etc/postern";
+    server_service = service;
+    const char *error;
+    if (config_load(config_dir, &error) < 0)
+        msg_fatal("%s: %s", config_dir, error);
+    for (size_t i = 0; i < override_count; i++) {
+        char *eq = strchr(overrides[i], '=');
+        if (eq == NULL)
+            msg_fatal("-o %s: want name=value", overrides[i]);
+        *eq = '\0';
+        config_override(overrides[i], eq + 1);
+        *eq = '=';
+    }
+    free(overrides);
+    log_set_syslog_name(config_str("syslog_name"));
+    log_set_file(config_str("maillog_file"));
+    log_verbose = verbose;
+
+    if (own_address != NULL) {
+        server_listen_fd = server_bind_own(own_address);
+    } else if (fcntl(SERVER_LISTEN_FD, F_GETFD) >= 0) {
+        server_listen_fd = SERVER_LISTEN_FD;
+        fcntl(server_listen_fd, F_SETFD, FD_CLOEXEC);
+        if (fcntl(SERVER_STATUS_FD, F_GETFD) >= 0) {
+            server_status_fd = SERVER_STATUS_FD;
+            fcntl(server_status_fd, F_SETFD, FD_CLOEXEC);
+        }
+    } else if (kind == SERVER_SINGLE || hooks->on_accept != NULL) {
+        msg_fatal("no listening socket on fd %d (run from master, or use -s)",
+                  SERVER_LISTEN_FD);
+    }
+    int flags = server_listen_fd >= 0 ? fcntl(server_listen_fd, F_GETFL) : -1;
+    if (flags >= 0)
+        fcntl(server_listen_fd, F_SETFL, flags | O_NONBLOCK);
+
+    server_drop_privileges();
+    install_signals();
+    if (kind == SERVER_EVENT)
+        run_event_server();
+    run_single_server();
+    exit(0);
+}
