@@ -81,4 +81,33 @@ void strv_free(char ***strv_p);
    such as mydestination. */
 int config_list_has_domain(const char *list_param, const char *domain);
 
+/* ---- added by config helper ------------------------------------------ */
+
+/* Parses main.cf text as config_load() would (the state starts over with
+   the current config_directory; file_label names the text in warnings,
+   NULL keeps "<config_directory>/main.cf"). Returns 0, or -1 when the text
+   is larger than the 16 MiB main.cf limit. For tests and fuzzing. */
+int config_parse_text(const char *text, size_t len, const char *file_label);
+/* Frees every value, override and cache; the next lookup starts from the
+   defaults. For tests and clean exits (no leaks under ASan). */
+void config_free_all(void);
+/* The effective default, unexpanded: the table's, or the one computed at
+   load time (config_directory, myhostname, mydomain). NULL for an
+   undeclared name. Valid until the next config_load/config_override. */
+const char *config_default(const char *name);
+/* $-expands arbitrary text against the current configuration (postconf -x,
+   templates). Returns a malloc'd string. */
+char *config_expand(const char *text);
+/* The main.cf path used in messages ("<config_dir>/main.cf"). */
+const char *config_file_name(void);
+/* Value parsers behind config_int/config_bool/config_time, for callers
+   that must not exit on a bad value (-o checks, postconf). 0 or -1. */
+int config_parse_int(const char *value, long long *int_r);
+int config_parse_bool(const char *value, int *bool_r);
+int config_parse_time(const char *value, long long *secs_r);
+/* Notes on the contract above: config_raw() returns NULL for a name that
+   is neither declared nor set; config_foreach_set() reports main.cf
+   values (not overrides); config_override() on an undeclared name
+   defines it (so $name works) without a warning. */
+
 #endif

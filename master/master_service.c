@@ -126,15 +126,6 @@ static char **copy_args(char **args)
     return copy;
 }
 
-static int same_args(char **a, char **b)
-{
-    size_t i = 0;
-    for (; a[i] && b[i]; i++)
-        if (strcmp(a[i], b[i]) != 0)
-            return 0;
-    return a[i] == NULL && b[i] == NULL;
-}
-
 static void proc_free(struct master_proc **proc_p)
 {
     struct master_proc *proc = *proc_p;
@@ -447,7 +438,8 @@ static void child_exited(struct master_proc *proc, struct master_child *child, i
         if (now - child->started_ms >= 60000)
             proc->throttle_ms = 0;
         long long cap = config_time("master_restart_max_backoff") * 1000;
-        proc->throttle_ms = proc->throttle_ms ? proc->throttle_ms * 2 : 1000;
+        proc->throttle_ms = proc->throttle_ms ? proc->throttle_ms * 2
+                                          : (int)(config_time("master_restart_min_backoff") * 1000);
         if (proc->throttle_ms > cap)
             proc->throttle_ms = (int)cap;
         proc->throttled_until_ms = now + proc->throttle_ms;
