@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     int ch;
 
     log_init("postconf");
-    log_set_file("/dev/stderr");
+    log_set_cli_mode(1);
     while ((ch = getopt(argc, argv, "c:dehnxMv")) != -1) {
         switch (ch) {
         case 'c': config_dir = optarg; break;
@@ -233,10 +233,12 @@ int main(int argc, char **argv)
             /* Defaults must not depend on main.cf (mydomain derives from
                myhostname): load only to set config_directory, quietly,
                then start over from the table. */
+            log_set_cli_mode(0);
             log_set_file("/dev/null");
             (void)config_load(config_dir, &error);
             config_parse_text("", 0, NULL);
-            log_set_file("/dev/stderr");
+            log_set_file("");
+            log_set_cli_mode(1);
         } else if (config_load(config_dir, &error) < 0) {
             fatal(error, NULL);
         }

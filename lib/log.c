@@ -27,6 +27,7 @@ static char log_prog[32] = "postern";
 static int log_fd = -1;          /* -1: syslog */
 static int log_to_syslog = 1;
 static int log_stderr_copy;
+static int log_cli_mode;
 
 static void log_update_tag(void)
 {
@@ -53,6 +54,11 @@ void log_set_syslog_name(const char *name)
 {
     snprintf(log_syslog_name, sizeof(log_syslog_name), "%s", name);
     log_update_tag();
+}
+
+void log_set_cli_mode(int on)
+{
+    log_cli_mode = on;
 }
 
 void log_set_stderr_copy(int on)
@@ -95,6 +101,14 @@ static void log_emit(int priority, const char *prefix, const char *fmt, va_list 
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
 
+    if (log_cli_mode) {
+        char line[2100];
+        int n = snprintf(line, sizeof(line), "%s: %s\n", log_prog, text);
+        if (n > 0 && write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
+        }
+        if (log_fd < 0 || log_fd == 2)
+            { errno = saved_errno; return; }
+    }
     if (log_to_syslog && log_fd < 0)
         syslog(priority, "%s", text);
     if (log_fd >= 0 || log_stderr_copy) {

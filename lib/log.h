@@ -29,6 +29,9 @@ int log_set_file(const char *path);
 /* Also copy every line to stderr (foreground master). */
 void log_set_stderr_copy(int on);
 const char *log_program(void);
+/* Command-line programs: lines go to stderr as "program: text" (no
+   timestamp); log_set_file() afterwards still adds the log file. */
+void log_set_cli_mode(int on);
 
 void msg_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void msg_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
