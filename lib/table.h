@@ -52,4 +52,42 @@ enum table_result table_list_lookup(struct table_list *list, const char *key, ch
    entries, or -1 with *error_r. */
 long table_lmdb_build(const char *path, int alias_format, const char **error_r);
 
+/* ---- added by tables helper ---- */
+
+/* Keys longer than this are not looked up (TABLE_NOTFOUND, with a warning).
+   lmdb keys are further limited by LMDB itself to 511 bytes. */
+#define TABLE_KEY_MAX 4096
+
+/* Calls cb for every entry (key folded to lowercase). Returns the number
+   of entries, or -1 with *error_r (also when the type cannot enumerate,
+   as pcre: and static: cannot). key and value are valid during the call. */
+typedef void table_foreach_fn(const char *key, const char *value, void *ctx);
+long table_foreach(struct table *table, table_foreach_fn *cb, void *ctx, const char **error_r);
+
+/* Parses a pcre table from memory (the fuzz target, tests). name is used
+   in warnings and as the spec "pcre:name". Bad lines are warnings; never
+   returns NULL. */
+struct table *table_pcre_open_string(const char *name, const char *text, size_t len);
+
+/* Edits the text source file at path durably (temp file, fsync, rename,
+   fsync of the directory), then rebuilds path.lmdb. value NULL deletes
+   every entry for key; otherwise the first entry for key is replaced in
+   place (later duplicates removed) or a new line is appended. Other lines,
+   comments included, are kept. The source is created when missing.
+   Returns 1 when key was present, 0 when it was not (added, or nothing to
+   delete), -1 with *error_r (bad key/value, I/O error). Builds and edits of
+   tables in the same directory are serialized with flock(2) on the
+   directory. table_lmdb_update guesses the format from the file (alias
+   format when the first entry's key ends with ':' or is quoted; for a
+   file without entries, when the file name starts with "aliases");
+   table_lmdb_update_format takes it explicitly. */
+int table_lmdb_update(const char *path, const char *key, const char *value,
+                      const char **error_r);
+int table_lmdb_update_format(const char *path, int alias_format, const char *key,
+                             const char *value, const char **error_r);
+
+/* Note: a .lmdb file is never written in place; every change builds a new
+   file and renames it over the old one. Readers rely on that (see
+   table_lmdb.c), so nothing else may open a table's .lmdb for writing. */
+
 #endif
