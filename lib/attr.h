@@ -56,4 +56,15 @@ enum attr_status attr_msg_decode(struct buf *in, struct attr_msg *msg_r, const c
 int attr_msg_write_fd(int fd, const struct attr_msg *msg);
 int attr_msg_read_fd(int fd, struct buf *in, struct attr_msg *msg_r, int timeout_ms);
 
+/* ---- added by queue helper ---- */
+/* A frame carries at most this many pairs (decoder limit; adding more is
+   a bug: msg_panic). */
+#define ATTR_MAX_PAIRS 4096
+/* 1 if name[0..len) is a valid attribute name ([a-z0-9_]+). */
+int attr_name_valid(const char *name, size_t len);
+/* Notes on the blocking helpers: timeout_ms < 0 waits forever; a timeout
+   fails with ETIMEDOUT; EOF fails with ECONNRESET (in->len == 0 then
+   means the peer closed cleanly between frames). attr_msg_write_fd()
+   handles non-blocking fds and never raises SIGPIPE (EPIPE instead). */
+
 #endif

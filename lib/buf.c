@@ -164,7 +164,10 @@ enum buf_line_status buf_read_line(struct buf *in, size_t max, const char **line
             *consume_r = 0;
             return BUF_LINE_NEED_MORE;
         }
-        *consume_r = in->len;
+        /* Discard through the end of this line if it is already here,
+           so that pipelined lines behind it survive. */
+        const char *end = memchr(in->data, '\n', in->len);
+        *consume_r = end ? (size_t)(end - in->data) + 1 : in->len;
         return BUF_LINE_TOO_LONG;
     }
     size_t len = (size_t)(nl - in->data);

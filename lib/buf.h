@@ -64,9 +64,10 @@ char *buf_steal(struct buf *b);
  *   BUF_LINE_NEED_MORE: no complete line yet and not too long.
  *   BUF_LINE_TOO_LONG: more than max bytes without a newline (detected
  *                      before the newline arrives); *consume_r is how many
- *                      bytes to discard. When no newline was seen yet, the
- *                      caller keeps discarding input up to and including
- *                      the next '\n' before it reads lines again.
+ *                      bytes to discard: through the line's '\n' when it is
+ *                      in the buffer (in->data[*consume_r - 1] == '\n'),
+ *                      else everything; then the caller keeps discarding
+ *                      up to and including the next '\n'.
  * max counts the line without its terminator.
  */
 enum buf_line_status { BUF_LINE_OK, BUF_LINE_NEED_MORE, BUF_LINE_TOO_LONG };

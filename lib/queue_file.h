@@ -127,4 +127,63 @@ int queue_file_mark_done(struct queue_file *qf, size_t i);
 /* Number of recipients not yet done. */
 size_t queue_file_pending(const struct queue_file *qf);
 
+/* ---- added by queue helper ---- */
+/* Reader limits; the writer refuses envelopes that exceed them. */
+#define QUEUE_FILE_LINE_MAX 8192      /* envelope record, without '\n' */
+#define QUEUE_FILE_ATTR_MAX 100
+#define QUEUE_FILE_RCPT_MAX 100000
+#define QUEUE_FILE_ENVELOPE_MAX (16 * 1024 * 1024)   /* bytes before the message */
+/* queue_file_read() details: on every -1, *error_r is set (malloc'd);
+   errno is EBADMSG for a corrupt/incomplete file (move it to corrupt/),
+   otherwise the system error (ENOENT: the file went away). A path that
+   is not a regular file (FIFO, device; symlinks are not followed) is
+   EBADMSG. qf->id is the
+   file's base name when that is a valid queue ID, else "". Envelope
+   strings are as written; queue_writer_* refuse a '\n' in them (sticky
+   EINVAL, logged) and an empty recipient, so peer input never corrupts a
+   file; a bad attribute name or a duplicate attribute is a bug (panic). */
+
+/* Same strict parse over a whole file image in memory (fuzzer, tests).
+   path (may be NULL) only names the result. Returns as queue_file_read(). */
+int queue_file_parse(const void *data, size_t len, const char *path,
+                     struct queue_file **qf_r, char **error_r);
+/* queue_writer_message() fails with EFBIG once the message would exceed
+   max_size bytes (0 = no limit; the default). The failure is sticky. */
+void queue_writer_set_max_size(struct queue_writer *qw, off_t max_size);
+/* "queue_dir/subdir/id", malloc'd. */
+char *queue_file_path(const char *queue_dir, const char *subdir, const char *id);
+/* Renames queue_dir/from_subdir/id to queue_dir/to_subdir/id without
+   replacing an existing target. Returns 0, or -1 with errno (ENOENT: not
+   there any more, e.g. qmgr moved it; EEXIST: target exists). */
+int queue_file_move(const char *queue_dir, const char *id, const char *from_subdir,
+                    const char *to_subdir);
+/* The first of incoming, active, deferred, hold, maildrop, corrupt that
+   holds id (a static string), or NULL (also for an invalid id). Racy by
+   nature: the caller still handles ENOENT when it opens the file. */
+const char *queue_file_locate(const char *queue_dir, const char *id);
+
+/* Defer log defer/ID: one line per deferral "recipient\tdsn\treason\n".
+   Appended on each deferral, so a recipient may appear more than once:
+   the last line wins. */
+struct queue_defer {
+    char *recipient;
+    char *dsn;
+    char *reason;
+};
+/* Appends one line with one write(2) (O_APPEND); tabs and newlines in the
+   fields become spaces, the line is cut to QUEUE_FILE_LINE_MAX. No fsync:
+   the log is advisory. Returns 0 or -1 with errno. */
+int queue_defer_append(const char *queue_dir, const char *id, const char *recipient,
+                       const char *dsn, const char *reason);
+/* Reads defer/ID (a missing file gives 0 entries). Malformed or too long
+   lines are skipped. Returns 0 or -1 with errno. Free with queue_defer_free. */
+int queue_defer_read(const char *queue_dir, const char *id, struct queue_defer **entries_r,
+                     size_t *count_r);
+void queue_defer_free(struct queue_defer **entries_p, size_t count);
+/* The last entry for recipient, or NULL. Points into entries. */
+const struct queue_defer *queue_defer_find(const struct queue_defer *entries, size_t count,
+                                           const char *recipient);
+/* Removes defer/ID; a missing file is not an error. Returns 0 or -1. */
+int queue_defer_remove(const char *queue_dir, const char *id);
+
 #endif
