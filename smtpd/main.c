@@ -1,0 +1,81 @@
+/*
+ * NAME
+ *	smtpd - Postern SMTP server
+ * SYNOPSIS
+ *	smtpd -c config_dir -n service -t inet [-o name=value]... [-v] [-s address]
+ * DESCRIPTION
+ *	An event server (lib/server.c): one process, many SMTP sessions.
+ *	This file reads the parameters once and hands the server hooks to
+ *	the skeleton; the protocol lives in smtpd_session.c,
+ *	smtpd_commands.c and smtpd_queue.c. See docs/smtpd.md.
+ */
+#include <stdlib.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "smtpd.h"
+
+struct smtpd_params smtpd_var;
+
+static long long positive(const char *name, long long fallback)
+{
+    long long v = config_int(name);
+    if (v <= 0) {
+        msg_warn("%s must be positive; using %lld", name, fallback);
+        return fallback;
+    }
+    return v;
+}
+
+static void smtpd_init(struct event_loop *loop)
+{
+    smtpd_var.queue_directory = config_str("queue_directory");
+    smtpd_var.myhostname = config_str("myhostname");
+    smtpd_var.myorigin = config_str("myorigin");
+    smtpd_var.mail_name = config_str("mail_name");
+    smtpd_var.smtpd_banner = config_str("smtpd_banner");
+    smtpd_var.relay_restrictions = config_str("smtpd_relay_restrictions");
+    smtpd_var.message_size_limit = config_int("message_size_limit");
+    smtpd_var.recipient_limit = config_int("smtpd_recipient_limit");
+    smtpd_var.timeout_ms = config_time("smtpd_timeout") * 1000;
+    if (smtpd_var.timeout_ms <= 0)
+        smtpd_var.timeout_ms = 300000;
+    smtpd_var.hard_error_limit = positive("smtpd_hard_error_limit", 20);
+    smtpd_var.soft_error_limit = positive("smtpd_soft_error_limit", 10);
+    smtpd_var.error_sleep_ms = config_time("smtpd_error_sleep_time") * 1000;
+    smtpd_var.process_session_limit = positive("smtpd_process_session_limit", 1000);
+    smtpd_var.client_connection_limit = config_int("smtpd_client_connection_count_limit");
+    smtpd_var.hopcount_limit = positive("hopcount_limit", 50);
+    smtpd_var.line_length_limit = config_int("line_length_limit");
+    if (smtpd_var.line_length_limit < 512)
+        smtpd_var.line_length_limit = 512;   /* RFC 5321 4.5.3.1.4 minimum */
+    smtpd_var.unknown_local_code = config_int("unknown_local_recipient_reject_code");
+    smtpd_var.disable_vrfy = config_bool("disable_vrfy_command");
+    smtpd_var.helo_required = config_bool("smtpd_helo_required");
+    smtpd_var.forbid_bare_newline = config_bool("smtpd_forbid_bare_newline");
+    smtpd_var.smtputf8_enable = config_bool("smtputf8_enable");
+    smtpd_var.reject_unlisted_recipient = config_bool("smtpd_reject_unlisted_recipient");
+    smtpd_session_init(loop);
+}
+
+static void smtpd_accept(struct event_loop *loop, int fd, const struct sockaddr *peer,
+                         socklen_t peer_len)
+{
+    smtpd_session_accept(loop, fd, peer, peer_len);
+}
+
+static void smtpd_stop(struct event_loop *loop)
+{
+    smtpd_session_stop_all(loop);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_hooks hooks = {
+        .on_init = smtpd_init,
+        .on_accept = smtpd_accept,
+        .on_stop = smtpd_stop,
+    };
+    server_main(argc, argv, "smtpd", SERVER_EVENT, &hooks);
+}

@@ -1,0 +1,159 @@
+/*
+ * NAME
+ *	smtpd.h - private interface of the SMTP server daemon
+ * DESCRIPTION
+ *	smtpd_session.c   session life cycle, socket I/O, timers, errors,
+ *	                  the input loop (commands and DATA bytes)
+ *	smtpd_commands.c  the command table and one handler per command
+ *	smtpd_queue.c     queue file writing during DATA, group commit,
+ *	                  qmgr notification
+ *	main.c            parameters and server hooks
+ */
+#ifndef POSTERN_SMTPD_H
+#define POSTERN_SMTPD_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "event.h"
+#include "queue_file.h"
+#include "smtp_command.h"
+#include "smtp_data.h"
+
+/* Parameters, read once at start (master restarts us on reload). */
+struct smtpd_params {
+    const char *queue_directory;
+    const char *myhostname;
+    const char *myorigin;
+    const char *mail_name;
+    const char *smtpd_banner;
+    const char *relay_restrictions;
+    long long message_size_limit;
+    long long recipient_limit;
+    long long timeout_ms;
+    long long hard_error_limit;
+    long long soft_error_limit;
+    long long error_sleep_ms;
+    long long process_session_limit;
+    long long client_connection_limit;
+    long long hopcount_limit;
+    long long line_length_limit;
+    long long unknown_local_code;
+    int disable_vrfy;
+    int helo_required;
+    int forbid_bare_newline;
+    int smtputf8_enable;
+    int reject_unlisted_recipient;
+};
+extern struct smtpd_params smtpd_var;
+
+enum smtpd_state {
+    SMTPD_STATE_INIT,         /* greeting sent, no HELO/EHLO yet */
+    SMTPD_STATE_HELO,         /* HELO/EHLO done, no transaction */
+    SMTPD_STATE_MAIL,         /* MAIL FROM accepted */
+    SMTPD_STATE_RCPT,         /* at least one RCPT TO accepted */
+    SMTPD_STATE_DATA,         /* reading message content */
+    SMTPD_STATE_WAIT_COMMIT,  /* queued, waiting for the group commit; input paused */
+    SMTPD_STATE_CLOSING,      /* final reply queued; close once flushed */
+};
+#define SMTPD_STATE_BIT(s) (1u << (s))
+
+/* Per-command counters for the "disconnect from" line. */
+enum smtpd_counter {
+    SMTPD_CNT_HELO, SMTPD_CNT_EHLO, SMTPD_CNT_STARTTLS, SMTPD_CNT_AUTH, SMTPD_CNT_MAIL,
+    SMTPD_CNT_RCPT, SMTPD_CNT_DATA, SMTPD_CNT_BDAT, SMTPD_CNT_RSET, SMTPD_CNT_NOOP,
+    SMTPD_CNT_VRFY, SMTPD_CNT_EXPN, SMTPD_CNT_HELP, SMTPD_CNT_ETRN, SMTPD_CNT_QUIT,
+    SMTPD_CNT_UNKNOWN, SMTPD_CNT_COUNT
+};
+
+struct smtpd_session {
+    struct event_loop *loop;
+    int fd;
+    char addr[64];              /* client IP text, or "127.0.0.1" for UNIX sockets */
+    const char *name;           /* "localhost" or "unknown" (no DNS here) */
+    enum smtpd_state state;
+    int closing;                /* free once the output is flushed */
+    int freed;                  /* free already scheduled */
+    int lost;                   /* peer went away; nothing more to write */
+    int mask;                   /* current event mask */
+
+    struct buf in;
+    struct buf out;
+    struct smtp_command_parser *parser;
+    struct event_timer *idle_timer;
+    struct event_timer *sleep_timer;   /* error delay: input and output paused */
+    const char *where;          /* last command, for "lost connection after X" */
+    int errors;
+    long long rcpt_overshoot;
+    int pipelining_logged;
+    unsigned counts_ok[SMTPD_CNT_COUNT];
+    unsigned counts_all[SMTPD_CNT_COUNT];
+
+    char *helo;                 /* sanitized HELO/EHLO argument */
+    int esmtp;
+
+    /* Transaction (MAIL .. end of DATA). */
+    char *sender;               /* NULL outside a transaction; "" for <> */
+    char **rcpts;
+    size_t rcpt_count;
+    size_t rcpt_alloc;
+    int smtputf8;
+    int body_8bit;
+    struct queue_writer *qw;
+    char queue_id[QUEUE_ID_LEN + 1];
+    struct smtp_data_decoder data;
+    struct buf piece;
+    int hdr_in_header;
+    int hdr_at_bol;
+    int hdr_msgid_next;         /* Message-ID value is on the continuation line */
+    long long hdr_received;
+    char *message_id;
+    int write_errno;            /* first queue write error, 0 if none */
+
+    struct smtpd_session *prev, *next;        /* all sessions */
+    struct smtpd_session *commit_next;        /* pending group commit */
+};
+
+/* smtpd_session.c */
+void smtpd_session_init(struct event_loop *loop);
+void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr *peer,
+                          socklen_t peer_len);
+void smtpd_session_stop_all(struct event_loop *loop);
+/* Appends a reply line ("250 2.0.0 Ok"), CRLF added; 4xx/5xx replies
+   count as errors and may start the error delay. */
+void smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends a reply line that is not counted as an error. */
+void smtpd_reply_nocount(struct smtpd_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void smtpd_set_state(struct smtpd_session *s, enum smtpd_state state);
+/* Queues the final reply and closes after flushing. */
+void smtpd_close(struct smtpd_session *s);
+/* Forgets the transaction (sender, recipients, queue writer). */
+void smtpd_transaction_reset(struct smtpd_session *s);
+/* Resumes command processing after WAIT_COMMIT. */
+void smtpd_session_resume(struct smtpd_session *s);
+/* "name[addr]" in a static buffer (valid until the next call). */
+const char *smtpd_client(const struct smtpd_session *s);
+
+/* smtpd_commands.c */
+void smtpd_command_dispatch(struct smtpd_session *s, struct smtp_command *cmd);
+
+/* smtpd_queue.c */
+/* Creates the queue file and writes envelope and Received header.
+   Returns 0, or -1 after replying. */
+int smtpd_queue_start(struct smtpd_session *s);
+/* Handles one decoded DATA piece. */
+void smtpd_queue_piece(struct smtpd_session *s, const char *data, size_t len, int ends_line);
+/* End of DATA: replies on rejection, or commits and enters WAIT_COMMIT. */
+void smtpd_queue_finish(struct smtpd_session *s);
+/* Drops a session from the pending-commit list (session freed). */
+void smtpd_queue_forget(struct smtpd_session *s);
+/* Before-sleep: one queue_sync() for all pending commits, then replies. */
+void smtpd_queue_group_commit(struct event_loop *loop);
+/* 1 if messages wait for the group commit. */
+int smtpd_queue_pending(void);
+void smtpd_queue_init(struct event_loop *loop);
+
+#endif

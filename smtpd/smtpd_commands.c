@@ -1,0 +1,454 @@
+/*
+ * NAME
+ *	smtpd_commands - the SMTP command table and its handlers
+ * DESCRIPTION
+ *	One table row per command: verb, handler, the states in which the
+ *	command is legal (with the reply otherwise), whether it may be
+ *	pipelined (RFC 2920), and its counter for the disconnect line.
+ *	Handlers return 0 on success and -1 after an error reply.
+ *
+ *	Recipient policy at RCPT TO (and VRFY): smtpd_relay_restrictions
+ *	(permit_mynetworks, reject_unauth_destination, permit, reject;
+ *	permit_sasl_authenticated is a no-op until SASL exists), then, with
+ *	smtpd_reject_unlisted_recipient, unknown local or virtual users
+ *	are refused. Addresses without a domain get @$myorigin.
+ *
+ *	EXPN is answered "502 5.5.1 Error: command not implemented": list
+ *	expansion tells spammers too much, and Postfix's alias-expanding
+ *	EXPN is off in most deployments anyway.
+ * DIAGNOSTICS
+ *	Rejected recipients are logged as Postfix does ("NOQUEUE: reject:
+ *	RCPT from ...: 554 5.7.1 ...; from=<> to=<> proto=ESMTP helo=<>")
+ *	so pflogsumm counts them.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "config.h"
+#include "log.h"
+#include "resolve.h"
+#include "smtpd.h"
+#include "xalloc.h"
+
+#define CMD_STATES                                                                        \
+    (SMTPD_STATE_BIT(SMTPD_STATE_INIT) | SMTPD_STATE_BIT(SMTPD_STATE_HELO) |              \
+     SMTPD_STATE_BIT(SMTPD_STATE_MAIL) | SMTPD_STATE_BIT(SMTPD_STATE_RCPT))
+#define SMTPD_MAX_HELO 255
+#define RCPT_OVERSHOOT_LIMIT 1000
+
+typedef int smtpd_handler(struct smtpd_session *s, struct smtp_command *cmd);
+
+struct smtpd_command_def {
+    enum smtp_verb verb;
+    const char *name;
+    smtpd_handler *handler;
+    unsigned states;            /* SMTPD_STATE_BIT mask */
+    const char *bad_state;      /* reply when not in states */
+    int pipelinable;
+    enum smtpd_counter counter;
+};
+
+/* ---- helpers ---- */
+
+/* user -> user@$myorigin (Postfix's append_at_myorigin). */
+static char *qualify(const char *address)
+{
+    if (*address == '\0' || strrchr(address, '@') != NULL)
+        return addr_normalize(address);
+    char *full = xasprintf("%s@%s", address, smtpd_var.myorigin);
+    char *norm = addr_normalize(full);
+    free(full);
+    return norm;
+}
+
+static const char *proto_name(const struct smtpd_session *s)
+{
+    return s->esmtp ? "ESMTP" : "SMTP";
+}
+
+static void log_reject(struct smtpd_session *s, const char *verb, const char *reply,
+                       const char *rcpt)
+{
+    msg_info("NOQUEUE: reject: %s from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>", verb,
+             smtpd_client(s), reply, s->sender ? s->sender : "", rcpt, proto_name(s),
+             s->helo ? s->helo : "");
+}
+
+/* smtpd_relay_restrictions; returns a reply (malloc'd) or NULL to permit. */
+static char *relay_check(struct smtpd_session *s, const char *address, enum resolve_class cls)
+{
+    char **list = config_split_list(smtpd_var.relay_restrictions, NULL);
+    char *reply = NULL;
+    for (char **r = list; *r != NULL; r++) {
+        if (strcmp(*r, "permit_mynetworks") == 0) {
+            if (resolve_in_mynetworks(s->addr))
+                break;
+        } else if (strcmp(*r, "permit_sasl_authenticated") == 0) {
+            continue;
+        } else if (strcmp(*r, "reject_unauth_destination") == 0) {
+            if (cls == RESOLVE_RELAY) {
+                reply = xasprintf("554 5.7.1 <%s>: Relay access denied", address);
+                break;
+            }
+        } else if (strcmp(*r, "defer_unauth_destination") == 0) {
+            if (cls == RESOLVE_RELAY) {
+                reply = xasprintf("451 4.7.1 <%s>: Relay access denied", address);
+                break;
+            }
+        } else if (strcmp(*r, "permit") == 0) {
+            break;
+        } else if (strcmp(*r, "reject") == 0) {
+            reply = xasprintf("554 5.7.1 <%s>: Recipient address rejected: Access denied",
+                              address);
+            break;
+        } else {
+            msg_warn("unknown smtpd_relay_restrictions feature \"%s\"", *r);
+            reply = xstrdup("451 4.3.5 Server configuration error");
+            break;
+        }
+    }
+    strv_free(&list);
+    return reply;
+}
+
+/* Relay and existence checks for a qualified address. Returns a reply
+   (malloc'd) or NULL when the recipient is acceptable. */
+static char *recipient_check(struct smtpd_session *s, const char *address)
+{
+    enum resolve_class cls = resolve_class(address);
+    char *reply = relay_check(s, address, cls);
+    if (reply != NULL || cls == RESOLVE_RELAY || !smtpd_var.reject_unlisted_recipient)
+        return reply;
+    switch (resolve_recipient_known(address)) {
+    case RESOLVE_KNOWN:
+        return NULL;
+    case RESOLVE_TEMPFAIL:
+        return xasprintf("451 4.3.0 <%s>: Temporary lookup failure", address);
+    case RESOLVE_UNKNOWN:
+        break;
+    }
+    if (cls == RESOLVE_VIRTUAL)
+        return xasprintf("550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual "
+                         "mailbox table", address);
+    long long code = smtpd_var.unknown_local_code;
+    return xasprintf("%lld %s <%s>: Recipient address rejected: User unknown in local "
+                     "recipient table", code, code >= 500 ? "5.1.1" : "4.1.1", address);
+}
+
+/* ---- handlers ---- */
+
+static int cmd_helo(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    int ehlo = cmd->verb == SMTP_VERB_EHLO;
+    size_t len = strlen(cmd->args);
+    if (len == 0 || len > SMTPD_MAX_HELO || strpbrk(cmd->args, " \t") != NULL) {
+        smtpd_reply(s, "501 5.5.4 Syntax: %s hostname", ehlo ? "EHLO" : "HELO");
+        return -1;
+    }
+    /* A new greeting ends any transaction (RFC 5321 4.1.4). */
+    smtpd_transaction_reset(s);
+    free(s->helo);
+    s->helo = xstrdup(cmd->args);
+    /* It goes into Received: headers and logs: printable ASCII only. */
+    for (char *p = s->helo; *p; p++)
+        if ((unsigned char)*p < 0x21 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    s->esmtp = ehlo;
+    smtpd_set_state(s, SMTPD_STATE_HELO);
+    if (!ehlo) {
+        smtpd_reply(s, "250 %s", smtpd_var.myhostname);
+        return 0;
+    }
+    smtpd_reply(s, "250-%s", smtpd_var.myhostname);
+    smtpd_reply(s, "250-PIPELINING");
+    if (smtpd_var.message_size_limit > 0)
+        smtpd_reply(s, "250-SIZE %lld", smtpd_var.message_size_limit);
+    else
+        smtpd_reply(s, "250-SIZE");
+    if (!smtpd_var.disable_vrfy)
+        smtpd_reply(s, "250-VRFY");
+    smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
+    if (smtpd_var.smtputf8_enable) {
+        smtpd_reply(s, "250-8BITMIME");
+        smtpd_reply(s, "250 SMTPUTF8");
+    } else {
+        smtpd_reply(s, "250 8BITMIME");
+    }
+    return 0;
+}
+
+static int cmd_mail(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    if (s->state == SMTPD_STATE_INIT && smtpd_var.helo_required) {
+        smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return -1;
+    }
+    if (cmd->arg_error != NULL) {
+        smtpd_reply(s, "%s", cmd->arg_error);
+        return -1;
+    }
+    int smtputf8 = 0, body_8bit = 0;
+    for (size_t i = 0; i < cmd->param_count; i++) {
+        const struct smtp_param *p = &cmd->params[i];
+        if (strcmp(p->keyword, "SIZE") == 0 && p->value != NULL) {
+            size_t n = strspn(p->value, "0123456789");
+            if (n == 0 || p->value[n] != '\0' || n > 18) {
+                smtpd_reply(s, "501 5.5.4 Bad message size syntax");
+                return -1;
+            }
+            if (smtpd_var.message_size_limit > 0 &&
+                strtoll(p->value, NULL, 10) > smtpd_var.message_size_limit) {
+                smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+                return -1;
+            }
+        } else if (strcmp(p->keyword, "BODY") == 0 && p->value != NULL) {
+            if (strcasecmp(p->value, "8BITMIME") == 0) {
+                body_8bit = 1;
+            } else if (strcasecmp(p->value, "7BIT") != 0) {
+                smtpd_reply(s, "501 5.5.4 Unsupported BODY parameter");
+                return -1;
+            }
+        } else if (strcmp(p->keyword, "SMTPUTF8") == 0 && p->value == NULL &&
+                   smtpd_var.smtputf8_enable) {
+            smtputf8 = 1;
+        } else {
+            smtpd_reply(s, "555 5.5.4 Unsupported option: %s%s%s", p->keyword,
+                        p->value ? "=" : "", p->value ? p->value : "");
+            return -1;
+        }
+    }
+    if (!smtputf8 && addr_has_8bit(cmd->path)) {
+        smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+        return -1;
+    }
+    s->sender = qualify(cmd->path);
+    s->smtputf8 = smtputf8;
+    s->body_8bit = body_8bit;
+    smtpd_set_state(s, SMTPD_STATE_MAIL);
+    smtpd_reply(s, "250 2.1.0 Ok");
+    return 0;
+}
+
+static int cmd_rcpt(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    if (cmd->arg_error != NULL) {
+        smtpd_reply(s, "%s", cmd->arg_error);
+        return -1;
+    }
+    if (cmd->param_count > 0) {
+        const struct smtp_param *p = &cmd->params[0];
+        smtpd_reply(s, "555 5.5.4 Unsupported option: %s%s%s", p->keyword,
+                    p->value ? "=" : "", p->value ? p->value : "");
+        return -1;
+    }
+    if (smtpd_var.recipient_limit > 0 && (long long)s->rcpt_count >= smtpd_var.recipient_limit) {
+        smtpd_reply(s, "452 4.5.3 Error: too many recipients");
+        /* RFC 5321 4.5.3.1.10: clients retry the rest later; that is not
+           abuse, so the first overshoots do not count as errors. */
+        if (s->rcpt_overshoot++ < RCPT_OVERSHOOT_LIMIT)
+            s->errors--;
+        return -1;
+    }
+    if (!s->smtputf8 && addr_has_8bit(cmd->path)) {
+        smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+        return -1;
+    }
+    char *address = qualify(cmd->path);
+    char *reply = recipient_check(s, address);
+    if (reply != NULL) {
+        log_reject(s, "RCPT", reply, address);
+        smtpd_reply(s, "%s", reply);
+        free(reply);
+        free(address);
+        return -1;
+    }
+    for (size_t i = 0; i < s->rcpt_count; i++) {
+        if (strcmp(s->rcpts[i], address) == 0) {
+            /* Duplicate: one delivery is enough. */
+            free(address);
+            smtpd_reply(s, "250 2.1.5 Ok");
+            return 0;
+        }
+    }
+    if (s->rcpt_count == s->rcpt_alloc) {
+        s->rcpt_alloc = s->rcpt_alloc ? s->rcpt_alloc * 2 : 8;
+        s->rcpts = xreallocarray(s->rcpts, s->rcpt_alloc, sizeof(*s->rcpts));
+    }
+    s->rcpts[s->rcpt_count++] = address;
+    smtpd_set_state(s, SMTPD_STATE_RCPT);
+    smtpd_reply(s, "250 2.1.5 Ok");
+    return 0;
+}
+
+static int cmd_data(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    if (cmd->args[0] != '\0') {
+        smtpd_reply(s, "501 5.5.4 Syntax: DATA");
+        return -1;
+    }
+    if (s->state == SMTPD_STATE_MAIL) {
+        smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
+        return -1;
+    }
+    if (s->state != SMTPD_STATE_RCPT) {
+        smtpd_reply(s, "503 5.5.1 Error: need RCPT command");
+        return -1;
+    }
+    if (smtpd_queue_start(s) != 0)
+        return -1;
+    struct smtp_data_limits limits;
+    smtp_data_limits_default(&limits);
+    limits.max_size = smtpd_var.message_size_limit;
+    limits.forbid_bare_newline = smtpd_var.forbid_bare_newline;
+    limits.forbid_bare_cr = smtpd_var.forbid_bare_newline;
+    smtp_data_decoder_init(&s->data, &limits);
+    smtpd_set_state(s, SMTPD_STATE_DATA);
+    smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+    return 0;
+}
+
+static int cmd_rset(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    if (cmd->args[0] != '\0') {
+        smtpd_reply(s, "501 5.5.4 Syntax: RSET");
+        return -1;
+    }
+    smtpd_transaction_reset(s);
+    smtpd_reply(s, "250 2.0.0 Ok");
+    return 0;
+}
+
+static int cmd_noop(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    smtpd_reply(s, "250 2.0.0 Ok");
+    return 0;
+}
+
+static int cmd_quit(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    smtpd_reply(s, "221 2.0.0 Bye");
+    smtpd_close(s);
+    return 0;
+}
+
+static int cmd_vrfy(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    if (smtpd_var.disable_vrfy) {
+        smtpd_reply(s, "502 5.5.1 VRFY command is disabled");
+        return -1;
+    }
+    if (cmd->args[0] == '\0') {
+        smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
+        return -1;
+    }
+    char *path = NULL;
+    size_t used;
+    const char *error;
+    int ok;
+    if (cmd->args[0] == '<') {
+        ok = addr_parse_path(cmd->args, strlen(cmd->args), 0, smtpd_var.smtputf8_enable, &path,
+                             &used, &error) == 0 && cmd->args[used] == '\0';
+    } else {
+        char *wrapped = xasprintf("<%s>", cmd->args);
+        ok = addr_parse_path(wrapped, strlen(wrapped), 0, smtpd_var.smtputf8_enable, &path,
+                             &used, &error) == 0 && wrapped[used] == '\0';
+        free(wrapped);
+    }
+    if (!ok) {
+        free(path);
+        smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+        return -1;
+    }
+    char *address = qualify(path);
+    free(path);
+    char *reply = recipient_check(s, address);
+    if (reply != NULL) {
+        log_reject(s, "VRFY", reply, address);
+        smtpd_reply(s, "%s", reply);
+        free(reply);
+        free(address);
+        return -1;
+    }
+    smtpd_reply(s, "252 2.0.0 <%s>", address);
+    free(address);
+    return 0;
+}
+
+static int cmd_help(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT%s HELP",
+                smtpd_var.disable_vrfy ? "" : " VRFY");
+    return 0;
+}
+
+static int cmd_not_implemented(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+    return -1;
+}
+
+#define ANY_STATE CMD_STATES
+static const struct smtpd_command_def command_table[] = {
+    {SMTP_VERB_HELO, "HELO", cmd_helo, ANY_STATE, NULL, 0, SMTPD_CNT_HELO},
+    {SMTP_VERB_EHLO, "EHLO", cmd_helo, ANY_STATE, NULL, 0, SMTPD_CNT_EHLO},
+    {SMTP_VERB_MAIL, "MAIL", cmd_mail,
+     SMTPD_STATE_BIT(SMTPD_STATE_INIT) | SMTPD_STATE_BIT(SMTPD_STATE_HELO),
+     "503 5.5.1 Error: nested MAIL command", 1, SMTPD_CNT_MAIL},
+    {SMTP_VERB_RCPT, "RCPT", cmd_rcpt,
+     SMTPD_STATE_BIT(SMTPD_STATE_MAIL) | SMTPD_STATE_BIT(SMTPD_STATE_RCPT),
+     "503 5.5.1 Error: need MAIL command", 1, SMTPD_CNT_RCPT},
+    {SMTP_VERB_DATA, "DATA", cmd_data, ANY_STATE, NULL, 0, SMTPD_CNT_DATA},
+    {SMTP_VERB_RSET, "RSET", cmd_rset, ANY_STATE, NULL, 1, SMTPD_CNT_RSET},
+    {SMTP_VERB_NOOP, "NOOP", cmd_noop, ANY_STATE, NULL, 0, SMTPD_CNT_NOOP},
+    {SMTP_VERB_QUIT, "QUIT", cmd_quit, ANY_STATE, NULL, 0, SMTPD_CNT_QUIT},
+    {SMTP_VERB_VRFY, "VRFY", cmd_vrfy, ANY_STATE, NULL, 0, SMTPD_CNT_VRFY},
+    {SMTP_VERB_EXPN, "EXPN", cmd_not_implemented, ANY_STATE, NULL, 0, SMTPD_CNT_EXPN},
+    {SMTP_VERB_HELP, "HELP", cmd_help, ANY_STATE, NULL, 0, SMTPD_CNT_HELP},
+    {SMTP_VERB_STARTTLS, "STARTTLS", cmd_not_implemented, ANY_STATE, NULL, 0,
+     SMTPD_CNT_STARTTLS},
+    {SMTP_VERB_AUTH, "AUTH", cmd_not_implemented, ANY_STATE, NULL, 0, SMTPD_CNT_AUTH},
+    {SMTP_VERB_BDAT, "BDAT", cmd_not_implemented, ANY_STATE, NULL, 0, SMTPD_CNT_BDAT},
+    {SMTP_VERB_ETRN, "ETRN", cmd_not_implemented, ANY_STATE, NULL, 0, SMTPD_CNT_ETRN},
+};
+
+void smtpd_command_dispatch(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    const struct smtpd_command_def *def = NULL;
+    for (size_t i = 0; i < sizeof(command_table) / sizeof(command_table[0]); i++) {
+        if (command_table[i].verb == cmd->verb) {
+            def = &command_table[i];
+            break;
+        }
+    }
+    if (log_verbose)
+        msg_debug("< %s: %s %s", smtpd_client(s), cmd->name, cmd->args);
+    if (def == NULL) {
+        s->where = "UNKNOWN";
+        s->counts_all[SMTPD_CNT_UNKNOWN]++;
+        smtpd_reply(s, "502 5.5.2 Error: command not recognized");
+        return;
+    }
+    s->where = def->name;
+    s->counts_all[def->counter]++;
+    int r;
+    if (!(def->states & SMTPD_STATE_BIT(s->state))) {
+        smtpd_reply(s, "%s", def->bad_state ? def->bad_state : "503 5.5.1 Error: bad sequence");
+        r = -1;
+    } else {
+        r = def->handler(s, cmd);
+    }
+    if (r == 0)
+        s->counts_ok[def->counter]++;
+    /* RFC 2920: a client must wait for the reply to a command that ends
+       a group (and for every reply without PIPELINING). Input already
+       waiting here was sent too early; after DATA it is the pre-DATA
+       injection of SMTP smuggling. Logged as Postfix does. */
+    if ((!def->pipelinable || !s->esmtp) && s->in.len > 0 && !s->pipelining_logged &&
+        !s->closing) {
+        s->pipelining_logged = 1;
+        msg_info("improper command pipelining after %s from %s", def->name, smtpd_client(s));
+    }
+}
