@@ -83,6 +83,9 @@ static int server_bind_own(const char *address)
         unlink(address);
         if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
             msg_fatal("bind %s: %m", address);
+        /* Bound before the privilege drop: peers run as mail_owner too. */
+        if (chmod(address, 0666) < 0)
+            msg_warn("chmod %s: %m", address);
     } else {
         char *copy = xstrdup(address);
         char *colon = strrchr(copy, ':');

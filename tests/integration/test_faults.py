@@ -130,7 +130,7 @@ def test_local_killed_after_250_message_still_delivered(instance):
     files = instance.wait_for_maildir(instance.demo_user, 2, timeout=30)
     bodies = [open(p, "rb").read() for p in files]
     assert sum(b"local dies" in b for b in bodies) >= 1
-    assert queue_files(instance, "incoming", "active") == []
+    assert wait_for(lambda: queue_files(instance, "incoming", "active") == [], timeout=10)
 
 
 def test_corrupt_queue_file_moves_to_corrupt_and_others_flow(instance):
