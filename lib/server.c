@@ -302,6 +302,8 @@ void server_main(int argc, char **argv, const char *program, enum server_kind ki
     log_set_syslog_name(config_str("syslog_name"));
     log_set_file(config_str("maillog_file"));
     log_verbose = verbose;
+    if (getenv("POSTERN_LOG_STDERR") != NULL)
+        log_set_stderr_copy(1);   /* master -d: the terminal sees every line */
 
     if (own_address != NULL) {
         server_listen_fd = server_bind_own(own_address);

@@ -34,6 +34,7 @@
 struct event_loop *master_loop;
 const char *master_config_dir;
 int master_verbose;
+int master_foreground;
 
 static char *master_cf_path;
 static char *pid_path;
@@ -143,6 +144,7 @@ int main(int argc, char **argv)
     log_verbose = master_verbose;
     if (foreground)
         log_set_stderr_copy(1);
+    master_foreground = foreground;
     master_cf_path = xasprintf("%s/master.cf", master_config_dir);
     const char *queue_dir = config_str("queue_directory");
     pid_path = xasprintf("%s/pid/master.pid", queue_dir);

@@ -41,6 +41,7 @@ extern struct event_loop *master_loop;
 extern struct master_proc *master_procs;
 extern const char *master_config_dir;
 extern int master_verbose;
+extern int master_foreground;
 
 /* master_service.c */
 int master_services_start(const char *master_cf_path, char **error_r);

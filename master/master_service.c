@@ -178,6 +178,20 @@ static void proc_spawn(struct master_proc *proc)
             close(SERVER_LISTEN_FD);
         }
         dup2(status_copy, SERVER_STATUS_FD);
+        /* Children never hold the terminal or a pipe of whoever started
+           master (`postern start | cat` must end); in the foreground
+           (-d) they keep stderr and copy their log lines there. */
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            if (!master_foreground)
+                dup2(devnull, 2);
+            if (devnull > 2)
+                close(devnull);
+        }
+        if (master_foreground)
+            setenv("POSTERN_LOG_STDERR", "1", 1);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

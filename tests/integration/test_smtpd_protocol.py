@@ -314,5 +314,7 @@ def test_dot_unstuffed_and_received_header_in_delivery(instance):
     files = instance.wait_for_maildir(instance.demo_user, 1)
     with open(files[0], "rb") as f:
         text = f.read()
-    assert text.startswith(b"Received: from client.example (localhost [127.0.0.1])")
+    # local prepends Return-Path and Delivered-To; smtpd's Received is next.
+    assert text.startswith(b"Return-Path: <")
+    assert b"\nReceived: from client.example (localhost [127.0.0.1])" in text
     assert b"\n.leading dot\n" in text
