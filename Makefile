@@ -5,6 +5,7 @@ BUILD_DEPS  = cmake pkg-config libssl-dev libc-ares-dev liblmdb-dev libpcre2-dev
               libcmocka-dev libcrypt-dev openssl
 TEST_DEPS   = python3-pytest swaks pflogsumm lmdb-utils dnsmasq-base clang-14 libclang-rt-14-dev
 RUN_DIR    ?= run
+FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz-*.c)))
 
 .PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench clean
 
@@ -33,7 +34,7 @@ unit-asan: deps
 
 fuzz: test-deps
 	@CC=clang-14 cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=Debug -DPOSTERN_FUZZ=ON >/dev/null
-	@cmake --build $(BUILD)-fuzz -j $(JOBS)
+	@cmake --build $(BUILD)-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 	@sh tools/run-fuzz.sh $(BUILD)-fuzz 10
 
 integration: build test-deps
