@@ -188,6 +188,8 @@ int main(int argc, char **argv)
     if (master_services_start(master_cf_path, &services_error) < 0)
         msg_fatal("%s", services_error);
     write_pid();
+    if (ready_pipe[1] >= 0)
+        log_set_stderr_copy(0);
     msg_info("daemon started -- version %s, configuration %s", "0.1", master_config_dir);
 
     if (ready_pipe[1] >= 0) {
@@ -199,7 +201,6 @@ int main(int argc, char **argv)
             if (devnull > 2)
                 close(devnull);
         }
-        log_set_stderr_copy(0);
         if (write(ready_pipe[1], "R", 1) < 0) {
         }
         close(ready_pipe[1]);
