@@ -38,6 +38,7 @@
 #include "config.h"
 #include "log.h"
 #include "queue_file.h"
+#include "safe_file.h"
 #include "table.h"
 #include "users.h"
 #include "xalloc.h"
@@ -141,53 +142,12 @@ static int instance_mkdir_p(const char *path, const char **error_r)
     return rc;
 }
 
-static int instance_fsync_parent(const char *path)
-{
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash != NULL && slash != dir)
-        *slash = '\0';
-    int fd = open(slash != NULL ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = -1;
-    if (fd >= 0) {
-        rc = fsync(fd);
-        close(fd);
-    }
-    xfree(&dir);
-    return rc;
-}
-
 int instance_write_file(const char *path, const char *text, size_t len, mode_t mode,
                         const char **error_r)
 {
-    char *tmp = xasprintf("%s.tmpXXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        *error_r = instance_error("create %s: %s", tmp, strerror(errno));
-        xfree(&tmp);
-        return -1;
-    }
-    int ok = fchmod(fd, mode) == 0;
-    for (size_t off = 0; ok && off < len;) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        ok = n > 0;
-        if (ok)
-            off += (size_t)n;
-    }
-    ok = ok && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    ok = ok && rename(tmp, path) == 0;
-    if (!ok) {
-        *error_r = instance_error("write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        xfree(&tmp);
-        return -1;
-    }
-    xfree(&tmp);
-    if (instance_fsync_parent(path) < 0) {
-        *error_r = instance_error("fsync directory of %s: %s", path, strerror(errno));
+    const char *step;
+    if (safe_file_replace(path, text, len, mode, (uid_t)-1, (gid_t)-1, &step) < 0) {
+        *error_r = instance_error("%s %s: %s", step, path, strerror(errno));
         return -1;
     }
     return 0;
@@ -421,7 +381,7 @@ static int instance_write_pem(const char *path, mode_t mode, const struct instan
                           : PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL);
     ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
     ok = fclose(fp) == 0 && ok;
-    ok = ok && rename(tmp, path) == 0;
+    ok = ok && rename(tmp, path) == 0 && safe_fsync_parent(path) == 0;
     if (!ok)
         unlink(tmp);
     xfree(&tmp);

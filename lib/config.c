@@ -37,6 +37,7 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
+#include "safe_file.h"
 #include "xalloc.h"
 
 #define CONFIG_FILE_MAX (16u * 1024 * 1024)
@@ -525,43 +526,12 @@ int config_parse_text(const char *text, size_t len, const char *file_label)
     return 0;
 }
 
-/* Reads a whole file (at most max bytes). Returns 0, or -1 with errno
-   (EFBIG when too large). */
-static int read_file(const char *path, size_t max, struct buf *out)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    for (;;) {
-        char *p = buf_reserve(out, 65536);
-        ssize_t n = read(fd, p, 65536);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int saved = errno;
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        buf_commit(out, (size_t)n);
-        if (out->len > max) {
-            close(fd);
-            errno = EFBIG;
-            return -1;
-        }
-    }
-    close(fd);
-    return 0;
-}
-
 int config_load(const char *config_dir, const char **error_r)
 {
     reset_state(config_dir);
     struct buf text;
     buf_init(&text, 0);
-    if (read_file(cfg.file_label, CONFIG_FILE_MAX, &text) < 0) {
+    if (safe_read_file(cfg.file_label, &text, CONFIG_FILE_MAX) < 0) {
         snprintf(config_errbuf, sizeof(config_errbuf), "open %s: %s", cfg.file_label,
                  errno == EFBIG ? "file larger than 16 MiB" : strerror(errno));
         buf_free(&text);
@@ -952,77 +922,40 @@ int config_edit(const char *config_dir, const char *name, const char *value,
         value++;
 
     char *path = xasprintf("%s/main.cf", config_dir);
-    char *tmp = xasprintf("%s/.main.cf.XXXXXX", config_dir);
     struct buf old;
     struct buf out;
     int ret = -1;
-    int fd = -1;
     mode_t mode = 0644;
     struct stat st;
+    int have_old = 0;
 
     buf_init(&old, 0);
     buf_init(&out, 0);
-    if (read_file(path, CONFIG_FILE_MAX, &old) < 0) {
+    if (safe_read_file(path, &old, CONFIG_FILE_MAX) < 0) {
         if (errno != ENOENT) {
             edit_fail(error_r, "read", path);
             goto out;
         }
     } else if (stat(path, &st) == 0) {
         mode = st.st_mode & 07777;
+        have_old = 1;
     }
     edit_text(old.data ? old.data : "", old.len, name, value, &out);
 
-    if ((fd = mkstemp(tmp)) < 0) {
-        edit_fail(error_r, "create", tmp);
+    /* Keep the owner too: root editing an unprivileged user's main.cf
+       must not take the file away from them. */
+    const char *step;
+    if (safe_file_replace(path, out.data ? out.data : "", out.len, mode,
+                          have_old && geteuid() == 0 ? st.st_uid : (uid_t)-1,
+                          have_old && geteuid() == 0 ? st.st_gid : (gid_t)-1, &step) < 0) {
+        edit_fail(error_r, step, path);
         goto out;
     }
-    if (fchmod(fd, mode) < 0) {
-        edit_fail(error_r, "chmod", tmp);
-        goto out_unlink;
-    }
-    for (size_t off = 0; off < out.len;) {
-        ssize_t w = write(fd, out.data + off, out.len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            edit_fail(error_r, "write", tmp);
-            goto out_unlink;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) < 0) {
-        edit_fail(error_r, "fsync", tmp);
-        goto out_unlink;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        edit_fail(error_r, "close", tmp);
-        goto out_unlink;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        edit_fail(error_r, "rename to", path);
-        goto out_unlink;
-    }
-    int dfd = open(config_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) < 0) {
-        edit_fail(error_r, "fsync directory", config_dir);
-        if (dfd >= 0)
-            close(dfd);
-        goto out;
-    }
-    close(dfd);
     ret = 0;
-    goto out;
 
-out_unlink:
-    unlink(tmp);
 out:
-    if (fd >= 0)
-        close(fd);
     buf_free(&old);
     buf_free(&out);
-    free(tmp);
     free(path);
     return ret;
 }

@@ -26,6 +26,7 @@
 
 #include "buf.h"
 #include "maildir.h"
+#include "safe_file.h"
 #include "xalloc.h"
 
 static unsigned long maildir_counter;
@@ -108,20 +109,6 @@ char *maildir_unique_name(long long now_sec, long now_usec, off_t size)
     return buf_steal(&b);
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 int maildir_copy_bytes(int dst_fd, int src_fd, off_t offset, off_t length)
 {
@@ -156,24 +143,13 @@ int maildir_copy_bytes(int dst_fd, int src_fd, off_t offset, off_t length)
             errno = EIO;
             return -1;
         }
-        if (write_all(dst_fd, chunk, (size_t)n) < 0)
+        if (safe_write_all(dst_fd, chunk, (size_t)n) < 0)
             return -1;
         pos += n;
     }
     return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return r;
-}
 
 int maildir_deliver(const char *dir, const char *sender, const char *recipient, int src_fd,
                     off_t offset, off_t length, int fsync_now, char **path_r, char **error_r)
@@ -229,7 +205,7 @@ int maildir_deliver(const char *dir, const char *sender, const char *recipient, 
     }
 
     const char *what = "cannot write";
-    int failed = write_all(fd, head.data, head.len) < 0 ||
+    int failed = safe_write_all(fd, head.data, head.len) < 0 ||
                  maildir_copy_bytes(fd, src_fd, offset, length) < 0;
     if (!failed && fsync_now && fsync(fd) < 0) {
         what = "cannot fsync";
@@ -252,7 +228,7 @@ int maildir_deliver(const char *dir, const char *sender, const char *recipient, 
         char *new_dir = xasprintf("%s/new", dir);
         /* A Maildir made just now: its own directory entries must be
            durable too, which one syncfs covers. */
-        if ((created ? maildir_sync(new_dir) : fsync_dir(new_dir)) < 0) {
+        if ((created ? maildir_sync(new_dir) : safe_fsync_dir(new_dir)) < 0) {
             saved = errno;
             what = "cannot fsync";
             failed = 1;

@@ -43,6 +43,7 @@
 #include "buf.h"
 #include "log.h"
 #include "queue_file.h"
+#include "safe_file.h"
 #include "xalloc.h"
 
 #define QF_MAGIC "POSTERN-QUEUE 1"
@@ -505,17 +506,6 @@ static void qw_free(struct queue_writer *qw)
     free(qw);
 }
 
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return r;
-}
 
 int queue_writer_commit(struct queue_writer **qw_p, const char *subdir, int fsync_now,
                         const char **error_r)
@@ -548,7 +538,7 @@ int queue_writer_commit(struct queue_writer **qw_p, const char *subdir, int fsyn
             qw_fail(qw, errno, "rename queue file");
         } else if (fsync_now) {
             char *dir = xasprintf("%s/%s", qw->queue_dir, subdir);
-            if (fsync_dir(dir) < 0) {
+            if (safe_fsync_dir(dir) < 0) {
                 /* Never acknowledged, so never delivered either. */
                 qw_fail(qw, errno, "fsync queue directory");
                 (void)unlink(target);

@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "safe_file.h"
 #include "users.h"
 #include "xalloc.h"
 
@@ -192,86 +193,22 @@ static int users_lock(const char *passwd_file, const char **error_r)
     return fd;
 }
 
-static int users_fsync_dir(const char *path)
-{
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash != NULL)
-        *slash = '\0';
-    else {
-        xfree(&dir);
-        dir = xstrdup(".");
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = -1;
-    if (fd >= 0) {
-        rc = fsync(fd);
-        close(fd);
-    }
-    xfree(&dir);
-    return rc;
-}
-
 /* Replaces the file with text durably, keeping the old file's mode and
    ownership (0640 for a new file). */
 static int users_write_file(const char *path, const char *text, size_t len, const char **error_r)
 {
     struct stat st;
     int have_old = stat(path, &st) == 0;
-    char *tmp = xasprintf("%s.tmpXXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        *error_r = users_error("create %s: %s", tmp, strerror(errno));
-        xfree(&tmp);
-        return -1;
-    }
-    const char *what = "write";
-    if (fchmod(fd, have_old ? (st.st_mode & 07777) : 0640) < 0)
-        goto fail;
     /* Only root can give the file away; others keep their own copy. */
-    if (have_old && geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) < 0) {
-        what = "chown";
-        goto fail;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            goto fail;
-        }
-        off += (size_t)n;
-    }
-    what = "fsync";
-    if (fsync(fd) < 0)
-        goto fail;
-    what = "close";
-    if (close(fd) < 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    what = "rename";
-    if (rename(tmp, path) < 0)
-        goto fail;
-    what = "fsync directory of";
-    if (users_fsync_dir(path) < 0) {
-        *error_r = users_error("%s %s: %s", what, path, strerror(errno));
-        xfree(&tmp);
+    int keep_owner = have_old && geteuid() == 0;
+    const char *step;
+    if (safe_file_replace(path, text, len, have_old ? (st.st_mode & 07777) : 0640,
+                          keep_owner ? st.st_uid : (uid_t)-1,
+                          keep_owner ? st.st_gid : (gid_t)-1, &step) < 0) {
+        *error_r = users_error("%s %s: %s", step, path, strerror(errno));
         return -1;
     }
-    xfree(&tmp);
     return 0;
-
-fail:
-    *error_r = users_error("%s %s: %s", what, tmp, strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    xfree(&tmp);
-    return -1;
 }
 
 enum users_op { USERS_OP_ADD, USERS_OP_DELETE, USERS_OP_PASSWD };
