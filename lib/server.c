@@ -7,11 +7,18 @@
  *	only its hooks.
  *
  *	Signals: SIGTERM ends the process (event servers get on_stop
- *	first and exit at once after it); SIGHUP asks an event server to
- *	stop accepting and exit when its last session ends (master sends
- *	it on reload, then starts a process with the new configuration, so
- *	established sessions are not dropped). Signals reach the event loop
- *	through a self-pipe.
+ *	first and exit at once after it), and so does SIGINT (a Ctrl-C
+ *	under `postern foreground` reaches every process of the group).
+ *	SIGHUP asks an event server to stop accepting and exit when its
+ *	last session ends (master sends it on reload, then starts a
+ *	process with the new configuration, so established sessions are
+ *	not dropped). Signals reach the event loop through a self-pipe.
+ *
+ *	When accept fails for lack of descriptors or memory, the listener
+ *	is left alone for SERVER_ACCEPT_PAUSE_MS: the waiting connection
+ *	keeps it readable, and retrying at once would spin and flood the
+ *	log. Daemons keep their own session limits below the descriptor
+ *	limit so that this stays the exception.
  * DIAGNOSTICS
  *	Bad arguments, a missing listener or a failed privilege drop are
  *	fatal: master logs the exit and restarts with back-off.
@@ -46,6 +53,9 @@ static int server_draining;
 static int server_sessions;
 static int signal_pipe[2] = {-1, -1};
 static volatile sig_atomic_t single_stop;
+static struct event_timer *accept_pause_timer;
+
+#define SERVER_ACCEPT_PAUSE_MS 250
 
 const char *server_service_name(void)
 {
@@ -142,6 +152,10 @@ static void server_status(char what)
 static void on_signal(int sig)
 {
     int saved = errno;
+    /* Ctrl-C on `postern foreground` reaches the whole process group:
+       stop as master's SIGTERM would, not die in the middle of work. */
+    if (sig == SIGINT)
+        sig = SIGTERM;
     unsigned char c = (unsigned char)sig;
     if (signal_pipe[1] >= 0 && write(signal_pipe[1], &c, 1) < 0) {
         /* pipe full: a signal is already pending */
@@ -163,6 +177,7 @@ static void signal_read_cb(struct event_loop *loop, int fd, int events, void *ct
         }
         if (sigs[i] == SIGHUP && !server_draining) {
             server_draining = 1;
+            event_timer_cancel(loop, &accept_pause_timer);
             if (server_listen_fd >= 0) {
                 event_fd_del(loop, server_listen_fd);
                 close(server_listen_fd);
@@ -176,6 +191,20 @@ static void signal_read_cb(struct event_loop *loop, int fd, int events, void *ct
     }
 }
 
+/* Out of descriptors or kernel memory: the connection stays queued and
+   the listener stays readable, so retrying at once would spin. */
+static int accept_exhausted(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+static void accept_resume_cb(struct event_loop *loop, void *ctx)
+{
+    accept_pause_timer = NULL;
+    if (server_listen_fd >= 0)
+        event_fd_set(loop, server_listen_fd, EVENT_READ);
+}
+
 static void accept_cb(struct event_loop *loop, int fd, int events, void *ctx)
 {
     for (int i = 0; i < 64; i++) {
@@ -183,9 +212,16 @@ static void accept_cb(struct event_loop *loop, int fd, int events, void *ctx)
         socklen_t len = sizeof(peer);
         int conn = accept4(fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (conn < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (accept_exhausted(errno)) {
+                msg_warn("accept: %m; not accepting for %d ms", SERVER_ACCEPT_PAUSE_MS);
+                event_fd_set(loop, fd, 0);
+                event_timer_cancel(loop, &accept_pause_timer);
+                accept_pause_timer = event_timer_add(loop, SERVER_ACCEPT_PAUSE_MS,
+                                                     accept_resume_cb, NULL);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                       errno != ECONNABORTED) {
                 msg_warn("accept: %m");
+            }
             return;
         }
         server_hook->on_accept(loop, conn, (struct sockaddr *)&peer, len);
@@ -199,6 +235,7 @@ static void install_signals(void)
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     sigset_t all;
@@ -247,8 +284,12 @@ static void run_single_server(void)
             continue;
         int conn = accept4(server_listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (conn < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            if (accept_exhausted(errno)) {
+                msg_warn("accept: %m; not accepting for %d ms", SERVER_ACCEPT_PAUSE_MS);
+                poll(NULL, 0, SERVER_ACCEPT_PAUSE_MS);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 msg_warn("accept: %m");
+            }
             continue;   /* another process took it */
         }
         used++;

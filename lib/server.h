@@ -17,8 +17,11 @@
  *	    blocking I/O; tell master busy/idle through the status pipe, so
  *	    master spawns more processes (up to maxproc) when all are busy;
  *	    exit after max_idle seconds without work or max_use connections.
- *	SIGTERM stops a daemon (event servers call on_stop first); SIGHUP is
- *	not used by children (master restarts them on reload).
+ *	SIGTERM (or SIGINT, which Ctrl-C sends to the whole process group)
+ *	stops a daemon (event servers call on_stop first). SIGHUP asks an
+ *	event server to stop accepting, call on_stop, and exit when its
+ *	last session ends (server_session_count(0)); master sends it on
+ *	reload while a new process takes over the listener.
  *	Without fd 3 (run by hand), -s ADDRESS makes the skeleton bind its
  *	own socket (a path, or host:port) for tests.
  */

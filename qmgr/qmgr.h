@@ -28,6 +28,7 @@
 #define QMGR_STALL_MS          150000  /* no answer: give up on a connection */
 #define QMGR_RETRY_MIN_MS      1000    /* local unreachable: first retry */
 #define QMGR_RETRY_MAX_MS      30000
+#define QMGR_STOP_DRAIN_MS     3000    /* on SIGTERM: wait this long for local's replies */
 
 enum qmgr_rstate {
     QR_DONE,       /* done on disk (before this round or sent now) */

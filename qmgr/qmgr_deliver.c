@@ -21,17 +21,23 @@
  *	A connection whose requests get no answer for QMGR_STALL_MS (no
  *	local process took it, or local hangs) is closed and its requests
  *	are dispatched again.
+ *
+ *	On SIGTERM (stop, or a reload, which restarts qmgr) the replies to
+ *	requests local already has are collected before exiting, so that
+ *	a finished delivery is recorded rather than repeated.
  * LIMITS
  *	Reply frames are bounded by ATTR_MAX_MSG; idle connections are
  *	closed after QMGR_IDLE_CLOSE_MS so local processes can recycle.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -355,8 +361,57 @@ void qmgr_deliver_init(void)
     event_before_sleep(qmgr_loop, qmgr_deliver_pump, NULL);
 }
 
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Requests local already holds may be delivered while we stop (local
+   finishes its batch; on a reload it is not stopped at all). Without
+   their replies the messages would be delivered again after the
+   restart, so send what is buffered and collect the replies, for at
+   most QMGR_STOP_DRAIN_MS (master's SIGKILL comes at 5 s). */
+static void drain_replies(void)
+{
+    long long deadline = monotonic_ms() + QMGR_STOP_DRAIN_MS;
+    for (;;) {
+        struct pollfd pfd[QMGR_MAX_CONNECTIONS];
+        struct qmgr_conn *pc[QMGR_MAX_CONNECTIONS];
+        nfds_t n = 0;
+        for (size_t k = 0; k < conn_count; k++) {
+            struct qmgr_conn *c = conns[k];
+            if (c->count == 0)
+                continue;
+            pfd[n] = (struct pollfd){ .fd = c->fd,
+                                      .events = POLLIN | (c->out.len > 0 || c->connecting
+                                                              ? POLLOUT : 0) };
+            pc[n++] = c;
+        }
+        long long left = deadline - monotonic_ms();
+        if (n == 0 || left <= 0)
+            return;
+        int r = poll(pfd, n, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return;
+        for (nfds_t k = 0; k < n; k++) {
+            if (pfd[k].revents == 0)
+                continue;
+            int events = (pfd[k].revents & POLLIN ? EVENT_READ : 0) |
+                         (pfd[k].revents & POLLOUT ? EVENT_WRITE : 0) |
+                         (pfd[k].revents & (POLLERR | POLLHUP) ? EVENT_ERROR : 0);
+            /* May close pc[k]; its memory lives until the deferred free. */
+            conn_cb(qmgr_loop, pfd[k].fd, events, pc[k]);
+        }
+    }
+}
+
 void qmgr_deliver_stop(void)
 {
+    drain_replies();
     while (conn_count > 0) {
         struct qmgr_conn *c = conns[0];
         c->count = 0;   /* active/ is recovered at the next start */

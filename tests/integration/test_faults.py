@@ -137,11 +137,14 @@ def test_local_killed_after_250_message_still_delivered(instance):
 def test_corrupt_queue_file_moves_to_corrupt_and_others_flow(instance):
     bad_id = "0000000100000ABCD"
     path = os.path.join(instance.dir, "queue", "incoming", bad_id)
-    with open(path, "wb") as f:
+    # Made outside incoming/ and renamed in: qmgr may scan at any moment.
+    staged = os.path.join(instance.dir, "queue", bad_id + ".staged")
+    with open(staged, "wb") as f:
         f.write(b"POSTERN-QUEUE 1\nT garbage\n")
     if os.geteuid() == 0:
         owner = os.stat(os.path.join(instance.dir, "queue", "incoming"))
-        os.chown(path, owner.st_uid, owner.st_gid)
+        os.chown(staged, owner.st_uid, owner.st_gid)
+    os.rename(staged, path)
     # Restarting qmgr makes it scan incoming/ at once.
     for pid in pids_of(instance, "qmgr"):
         os.kill(pid, signal.SIGKILL)
