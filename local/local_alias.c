@@ -33,6 +33,7 @@
 #include "local.h"
 #include "log.h"
 #include "resolve.h"
+#include "safe_file.h"
 #include "table.h"
 #include "xalloc.h"
 
@@ -191,30 +192,8 @@ static void deliver_virtual_mailbox(struct local_ctx *ctx, const char *address)
 
 static int read_include(const char *path, struct buf *out)
 {
-    buf_init(out, INCLUDE_MAX);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    for (;;) {
-        ssize_t n = buf_read_fd(out, fd, 65536);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int saved = errno;
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        if (n == 0)
-            break;
-        if (out->len > INCLUDE_MAX) {
-            close(fd);
-            errno = EFBIG;
-            return -1;
-        }
-    }
-    close(fd);
-    return 0;
+    buf_init(out, 0);
+    return safe_read_file(path, out, INCLUDE_MAX);
 }
 
 /* Delivers to each comma (or newline) separated target of value.

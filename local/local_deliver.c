@@ -41,11 +41,13 @@
 #include "addr.h"
 #include "attr.h"
 #include "config.h"
+#include "delivery_log.h"
 #include "local.h"
 #include "log.h"
 #include "maildir.h"
 #include "qmgr_client.h"
 #include "queue_file.h"
+#include "safe_file.h"
 #include "xalloc.h"
 
 static double now_double(void)
@@ -55,25 +57,6 @@ static double now_double(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Postfix-style delay: "0", "0.12", "1.2", "12". */
-static void format_delay(char *out, size_t size, double d)
-{
-    if (d < 0)
-        d = 0;
-    if (d < 1)
-        snprintf(out, size, "%.2f", d);
-    else if (d < 10)
-        snprintf(out, size, "%.1f", d);
-    else
-        snprintf(out, size, "%.0f", d);
-    if (strchr(out, '.') != NULL) {
-        size_t len = strlen(out);
-        while (len > 0 && out[len - 1] == '0')
-            out[--len] = '\0';
-        if (len > 0 && out[len - 1] == '.')
-            out[--len] = '\0';
-    }
-}
 
 static int status_rank(enum local_status s)
 {
@@ -216,20 +199,6 @@ void local_deliver_maildir(struct local_ctx *ctx, const char *dir, const char *t
 
 /* ---- mbox file ---- */
 
-static int write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* Writes the message with ">From " quoting of lines starting "From ". */
 static int copy_mbox_body(int dst, int src, off_t offset, off_t length)
@@ -275,15 +244,15 @@ static int copy_mbox_body(int dst, int src, off_t offset, off_t length)
             i += take;
         }
         buf_consume(&in, i);
-        if (write_all(dst, out.data, out.len) < 0)
+        if (safe_write_all(dst, out.data, out.len) < 0)
             r = -1;
         buf_reset(&out);
         if (eof && in.len == 0)
             break;
     }
-    if (r == 0 && !last_nl && write_all(dst, "\n", 1) < 0)
+    if (r == 0 && !last_nl && safe_write_all(dst, "\n", 1) < 0)
         r = -1;
-    if (r == 0 && write_all(dst, "\n", 1) < 0)
+    if (r == 0 && safe_write_all(dst, "\n", 1) < 0)
         r = -1;
     int saved = errno;
     buf_free(&in);
@@ -347,7 +316,7 @@ void local_deliver_file(struct local_ctx *ctx, const char *path, const char *to)
     buf_init(&head, 0);
     buf_printf(&head, "From %s  %s\nReturn-Path: <%s>\nDelivered-To: %s\n",
                req->sender[0] ? req->sender : "MAILER-DAEMON", date, req->sender, to);
-    int failed = write_all(fd, head.data, head.len) < 0 ||
+    int failed = safe_write_all(fd, head.data, head.len) < 0 ||
                  copy_mbox_body(fd, ctx->msg->fd, req->offset, req->length) < 0 || fsync(fd) < 0;
     int saved = errno;
     buf_free(&head);
@@ -740,20 +709,15 @@ static void deliver_one(struct local_request *req, struct local_msg *msg,
 
 static void log_request(const struct local_request *req, double done)
 {
-    char delay[32], da[32], dd[32];
-    format_delay(delay, sizeof(delay), done - req->arrival);
-    format_delay(da, sizeof(da), req->received - req->arrival);
-    format_delay(dd, sizeof(dd), done - req->received);
     for (size_t i = 0; i < req->log_count; i++) {
         const struct local_logline *l = &req->log[i];
-        struct buf orig;
-        buf_init(&orig, 0);
-        if (strcasecmp(l->to, req->orig_recipient) != 0)
-            buf_printf(&orig, " orig_to=<%s>,", req->orig_recipient);
-        msg_info("%s: to=<%s>,%s relay=local, delay=%s, delays=%s/0/0/%s, dsn=%s, status=%s (%s)",
-                 req->queue_id, l->to, orig.data ? orig.data : "", delay, da, dd, l->dsn,
-                 status_name(l->status), l->reason);
-        buf_free(&orig);
+        struct delivery_log entry = {
+            .queue_id = req->queue_id, .to = l->to, .orig_to = req->orig_recipient,
+            .relay = "local", .delay = done - req->arrival,
+            .delays = {req->received - req->arrival, 0, 0, done - req->received},
+            .dsn = l->dsn, .status = status_name(l->status), .reason = l->reason,
+        };
+        delivery_log(&entry);
     }
 }
 
@@ -805,7 +769,7 @@ static void process_batch(int fd, struct local_request *reqs, size_t n, struct l
         attr_msg_encode(&reply, &out);
     }
     attr_msg_clear(&reply);
-    if (write_all(fd, out.data, out.len) < 0)
+    if (safe_write_all(fd, out.data, out.len) < 0)
         msg_warn("cannot send replies to qmgr: %s", strerror(errno));
     buf_free(&out);
 }

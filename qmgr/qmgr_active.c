@@ -40,6 +40,7 @@
 
 #include "bounce.h"
 #include "config.h"
+#include "delivery_log.h"
 #include "log.h"
 #include "qmgr.h"
 #include "resolve.h"
@@ -121,24 +122,6 @@ static void msg_free(struct qmgr_msg *m)
     }
 }
 
-static void format_delay(char *out, size_t size, double d)
-{
-    if (d < 0)
-        d = 0;
-    if (d < 1)
-        snprintf(out, size, "%.2f", d);
-    else if (d < 10)
-        snprintf(out, size, "%.1f", d);
-    else
-        snprintf(out, size, "%.0f", d);
-    size_t len = strlen(out);
-    if (strchr(out, '.') != NULL) {
-        while (len > 0 && out[len - 1] == '0')
-            out[--len] = '\0';
-        if (len > 0 && out[len - 1] == '.')
-            out[--len] = '\0';
-    }
-}
 
 static double msg_age(const struct qmgr_msg *m)
 {
@@ -160,10 +143,12 @@ static void set_reason(struct qmgr_rcpt *r, const char *dsn, const char *reason)
 static void defer_now(struct qmgr_msg *m, size_t i, const char *relay, const char *dsn,
                       const char *reason)
 {
-    char delay[32];
-    format_delay(delay, sizeof(delay), msg_age(m));
-    msg_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/0/0/0, dsn=%s, status=deferred (%s)",
-             m->id, m->qf->rcpts[i].address, relay, delay, delay, dsn, reason);
+    struct delivery_log entry = {
+        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = relay,
+        .delay = msg_age(m), .delays = {msg_age(m), 0, 0, 0},
+        .dsn = dsn, .status = "deferred", .reason = reason,
+    };
+    delivery_log(&entry);
     m->rs[i].state = QR_DEFERRED;
     set_reason(&m->rs[i], dsn, reason);
     if (queue_defer_append(qmgr_queue_dir, m->id, m->qf->rcpts[i].address, dsn, reason) < 0)
