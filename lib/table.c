@@ -47,31 +47,6 @@ void table_fold(char *s)
             *s = (char)(*s - 'A' + 'a');
 }
 
-int table_read_file(const char *path, size_t limit, struct buf *out)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t start = out->len;
-    for (;;) {
-        ssize_t n = buf_read_fd(out, fd, 65536);
-        if (n == 0)
-            break;
-        if (n < 0) {
-            int saved = errno;
-            close(fd);
-            errno = saved;
-            return -1;
-        }
-        if (out->len - start > limit) {
-            close(fd);
-            errno = EFBIG;
-            return -1;
-        }
-    }
-    close(fd);
-    return 0;
-}
 
 /*
  * Logical lines.

@@ -45,10 +45,6 @@ const char *table_error(const char *fmt, ...) __attribute__((format(printf, 1, 2
    bytes pass through unchanged. */
 void table_fold(char *s);
 
-/* Reads the whole file into out (appending). Returns 0, or -1 with
-   errno set (EFBIG when it exceeds limit bytes). */
-int table_read_file(const char *path, size_t limit, struct buf *out);
-
 /* Logical-line scanner shared by every text table format:
    blank lines and lines whose first non-blank byte is '#' are skipped;
    a line starting with whitespace continues the previous logical line

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "safe_file.h"
 #include "table_impl.h"
 #include "xalloc.h"
 
@@ -529,7 +530,7 @@ static long lmdb_build_locked(const char *path, int alias_format, int dirfd,
         return -1;
     }
     close(fd);
-    if (table_read_file(path, LMDB_SOURCE_MAX, &src) != 0) {
+    if (safe_read_file(path, &src, LMDB_SOURCE_MAX) != 0) {
         *error_r = table_error("read %s: %s", path, strerror(errno));
         buf_free(&src);
         return -1;
@@ -795,7 +796,7 @@ int table_lmdb_update_format(const char *path, int alias_format, const char *key
     buf_init(&out, 0);
     if (!have_old && errno != ENOENT) {
         *error_r = table_error("stat %s: %s", path, strerror(errno));
-    } else if (have_old && table_read_file(path, LMDB_SOURCE_MAX, &src) != 0) {
+    } else if (have_old && safe_read_file(path, &src, LMDB_SOURCE_MAX) != 0) {
         *error_r = table_error("read %s: %s", path, strerror(errno));
     } else {
         if (alias_format < 0)

@@ -39,6 +39,7 @@
 #include <pcre2.h>
 
 #include "log.h"
+#include "safe_file.h"
 #include "table_impl.h"
 #include "xalloc.h"
 
@@ -398,7 +399,7 @@ struct table *table_pcre_open(const char *path, const char **error_r)
         *error_r = table_error("pcre: missing file name");
         return NULL;
     }
-    if (table_read_file(path, PCRE_FILE_MAX, &data) != 0) {
+    if (safe_read_file(path, &data, PCRE_FILE_MAX) != 0) {
         *error_r = table_error("pcre:%s: cannot read %s: %s", path, path, strerror(errno));
         buf_free(&data);
         return NULL;
