@@ -259,6 +259,10 @@ echo "fsync-rate: $fsync_line"
 # --- the runs ------------------------------------------------------------
 printf 'system\tsessions\tper_conn\trep\tline\n' > "$raw"
 commands=""
+# Systems that can be measured; the machine's speed drifts over minutes, so
+# every repetition runs each configuration on each system back to back
+# (interleaved), never all of one system and then all of the other.
+measured=""
 for system in $SYSTEMS; do
     if [ "$system" = postern ]; then
         missing=""
@@ -270,18 +274,22 @@ for system in $SYSTEMS; do
             continue
         fi
     fi
-    skip=0
+    measured="$measured $system"
+done
+broken=""
+r=1
+while [ $r -le "$REPS" ]; do
     for c in $SESSIONS; do
         for m in $PER_CONN; do
-            r=1
-            while [ $r -le "$REPS" ] && [ $skip = 0 ]; do
+            for system in $measured; do
+                case " $broken " in *" $system "*) continue ;; esac
                 if ! instance_start "$system"; then
                     echo "run-all: $system could not be started; see $WORK/setup.log" | tee -a "$notes" >&2
                     tail -5 "$WORK/setup.log" >&2
                     instance_stop "$system" "$WORK/$system"
                     cur_system=""
-                    skip=1
-                    break
+                    broken="$broken $system"
+                    continue
                 fi
                 mpid=$(master_pid "$dir")
                 "$PY" "$WORK/sampler.py" "$mpid" "$WORK/sample.out" &
@@ -300,10 +308,10 @@ for system in $SYSTEMS; do
                 echo "$system c=$c m=$m rep=$r: $line $sample"
                 case $commands in *"$cmd"*) ;; *) commands="$commands
     $cmd" ;; esac
-                r=$((r + 1))
             done
         done
     done
+    r=$((r + 1))
 done
 
 # --- the report ----------------------------------------------------------
@@ -355,6 +363,30 @@ for k in keys:
         spread([v / 1024 for v in num("peak_rss_kb")], "%.0f"),
         spread([v / 1024 for v in num("peak_pss_kb")], "%.0f"),
         spread(num("peak_procs"), "%.0f"), spread(cpu, "%.2f")))
+# Ratios from back-to-back pairs (same repetition and configuration), so
+# the machine's drift between minutes cancels out.
+pairs = ["", "| sessions | msgs/conn | Postern / Postfix, delivered msgs/s: median of per-repetition ratios (min–max) | Postfix / Postern, CPU per message |",
+         "|---:|---:|---:|---:|"]
+have_pairs = False
+for c, m in sorted({(r[1], r[2]) for r in rows}):
+    ratios, cpu_ratios = [], []
+    for rep in sorted({r[3] for r in rows}):
+        pf = [r[4] for r in rows if r[:4] == ("postfix", c, m, rep)]
+        pn = [r[4] for r in rows if r[:4] == ("postern", c, m, rep)]
+        if not pf or not pn:
+            continue
+        a, b = pf[0], pn[0]
+        if a.get("e2e_complete") == "1" and b.get("e2e_complete") == "1":
+            ratios.append(float(b["e2e_rate"]) / float(a["e2e_rate"]))
+        if "cpu_secs" in a and "cpu_secs" in b and float(b["cpu_secs"]) > 0:
+            cpu_ratios.append((float(a["cpu_secs"]) / float(a["accepted"])) /
+                              (float(b["cpu_secs"]) / float(b["accepted"])))
+    if ratios:
+        have_pairs = True
+        pairs.append("| %d | %d | %s | %s |" % (c, m, spread(ratios, "%.2f"),
+                                                 spread(cpu_ratios, "%.2f")))
+if have_pairs:
+    table += pairs
 table_text = "\n".join(table)
 print(table_text)
 
