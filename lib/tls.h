@@ -1,0 +1,33 @@
+/*
+ * NAME
+ *	tls - OpenSSL server contexts for the daemons
+ * SYNOPSIS
+ *	#include "tls.h"
+ * DESCRIPTION
+ *	One place that builds an SSL_CTX from main.cf-style settings
+ *	(certificate chain file, key file, protocols), so pop3d, imapd and
+ *	smtpd configure TLS the same way. Sessions use the context through
+ *	lib/conn.h, non-blocking inside the event loop.
+ */
+#ifndef POSTERN_TLS_H
+#define POSTERN_TLS_H
+
+#include <openssl/ssl.h>
+
+/* Builds a server context: TLS 1.2 minimum, the certificate chain and
+   key from PEM files (the key must match), session tickets off or on as
+   OpenSSL defaults, no compression, no renegotiation. Returns NULL with
+   *error_r (static buffer valid until the next call) on failure. */
+SSL_CTX *tls_server_context(const char *cert_file, const char *key_file, const char **error_r);
+/* Frees *ctx_p and sets it to NULL. */
+void tls_context_free(SSL_CTX **ctx_p);
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)", for logs. */
+void tls_describe(SSL *ssl, char *out, size_t size);
+
+/* ---- added by tls helper ---- */
+/* Describes the most recent OpenSSL error of this thread ("wrong version
+   number") into out, or "" when the queue is empty, and clears the
+   error queue. For diagnostics of failed handshakes and I/O. */
+void tls_error_text(char *out, size_t size);
+
+#endif
