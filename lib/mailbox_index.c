@@ -1,0 +1,1524 @@
+/*
+ * NAME
+ *	mailbox_index - the per-mailbox LMDB index shared by pop3d and imapd
+ * DESCRIPTION
+ *	See mailbox_index.h and docs/mailbox-index.md. Layout of
+ *	DIR/postern-index.lmdb (MDB_NOSUBDIR; DIR/postern-index.lmdb-lock is
+ *	LMDB's own lock file), three named databases:
+ *	  "meta"   version, uidvalidity, uidnext, modseq (decimal text)
+ *	  "msgs"   UID (4 bytes big-endian, so keys sort by UID) -> record
+ *	  "bases"  unique part of the Maildir name -> UID (big-endian)
+ *	A record is binary, little-endian, format byte first, and is
+ *	checked field by field when read: a bad one means the index is
+ *	corrupt, it is moved aside to postern-index.lmdb.corrupt and rebuilt
+ *	from the Maildir with a new UIDVALIDITY.
+ *
+ *	The last UIDVALIDITY is also written into DIR/postern-index.lock (the
+ *	flock file), so an index that is deleted or rebuilt within the same
+ *	second still gets a larger one.
+ *
+ *	Environments are shared per process (keyed by device and inode):
+ *	LMDB forbids opening one file twice in a process, and pop3d serves
+ *	many sessions in one process. An environment inherited over fork()
+ *	is not used: the handle reopens it in the child.
+ *
+ *	sync reads new/ and cur/, loads all records (copied out of one
+ *	read transaction), and merges the two sorted by unique part; only
+ *	files new to the index are read (once, to count CRLF size), then one
+ *	write transaction applies the changes. The write re-checks the meta
+ *	data and starts over if another process changed the index meanwhile.
+ * DIAGNOSTICS
+ *	Rebuilds are logged with msg_warn; a missing index in a Maildir
+ *	that never had one is created with msg_info. Files that cannot be
+ *	read are skipped with msg_warn (and retried at the next sync).
+ * LIMITS
+ *	The map starts at 16 MiB and doubles on MDB_MAP_FULL up to 4 GiB.
+ *	File names longer than 255 bytes are ignored. When UIDs run out
+ *	(2^32 - 1), the index is rebuilt with a new UIDVALIDITY.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mailbox_index.h"
+#include "xalloc.h"
+
+#define INDEX_NAME "postern-index.lmdb"
+#define LOCK_NAME "postern-index.lock"
+#define INDEX_VERSION 1
+#define RECORD_FORMAT 1
+#define RECORD_HEAD 47 /* format, bits, 5 x u64, u16, u16, u8 */
+#define RECORD_MAX 1024
+#define NAME_LIMIT 255
+#define MAP_START ((size_t)16 << 20)
+#define MAP_CAP ((uint64_t)4 << 30)
+#define SYNC_ATTEMPTS 5
+
+/* Our own result codes, beside LMDB's (-30800..-30780) and errno values. */
+#define IX_RETRY (-29001)
+#define IX_CORRUPT (-29002)
+
+struct index_env {
+    struct index_env *next;
+    dev_t dev;
+    ino_t ino;
+    pid_t pid;
+    int refs;
+    MDB_env *env;
+    MDB_dbi meta, msgs, bases;
+    size_t mapsize;
+};
+
+static struct index_env *env_list;
+
+struct meta {
+    uint32_t uidvalidity;
+    uint32_t uidnext;
+    uint64_t modseq;
+};
+
+struct msg_extra {
+    uint64_t dot_lines;
+    uint8_t final_newline;
+    uint8_t dirty; /* path/flags changed in memory, record not yet written */
+};
+
+struct gone {
+    uint32_t uid;
+    char *base;
+};
+
+struct mailbox_index {
+    char *maildir;
+    char *db_path;
+    char *lock_path;
+    struct index_env *e;
+    int lock_fd;
+    struct meta meta;
+    struct mailbox_msg *msgs;
+    struct msg_extra *extra;
+    size_t count;
+    size_t dirty_count;
+    struct gone *gone; /* expunged or vanished, not yet deleted in LMDB */
+    size_t gone_count;
+};
+
+/*
+ * Maildir names.
+ */
+
+int mailbox_index_normalize_flags(const char *flags, char out[16])
+{
+    unsigned char seen[128] = { 0 };
+    for (const char *p = flags; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) {
+            errno = EINVAL;
+            return -1;
+        }
+        seen[c] = 1;
+    }
+    size_t n = 0;
+    for (unsigned c = 'A'; c <= 'z' && n < 15; c++)
+        if (seen[c])
+            out[n++] = (char)c;
+    out[n] = '\0';
+    return 0;
+}
+
+int mailbox_index_parse_name(const char *name, size_t len, struct maildir_name *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (len == 0 || len > NAME_LIMIT || name[0] == '.')
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f || c == '/')
+            return -1;
+    }
+    size_t base_len = len;
+    for (size_t i = 0; i + 3 <= len; i++) {
+        if (name[i] == ':' && name[i + 1] == '2' && name[i + 2] == ',') {
+            base_len = i;
+            r->has_info = 1;
+            break;
+        }
+    }
+    if (base_len == 0)
+        return -1;
+    r->base_len = base_len;
+    if (r->has_info) {
+        unsigned char seen[128] = { 0 };
+        for (size_t i = base_len + 3; i < len; i++) {
+            unsigned char c = (unsigned char)name[i];
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
+                seen[c] = 1;
+        }
+        size_t n = 0;
+        for (unsigned c = 'A'; c <= 'z' && n < 15; c++)
+            if (seen[c])
+                r->flags[n++] = (char)c;
+        r->flags[n] = '\0';
+    }
+    /* Up to 19 digits cannot overflow 64 bits. */
+    for (size_t i = 0; i < base_len && i < 19 && name[i] >= '0' && name[i] <= '9'; i++)
+        r->time = r->time * 10 + (uint64_t)(name[i] - '0');
+    for (size_t i = 0; i + 3 < base_len; i++) {
+        if (name[i] != ',' || name[i + 1] != 'S' || name[i + 2] != '=')
+            continue;
+        uint64_t v = 0;
+        size_t j = i + 3, digits = 0;
+        while (j < base_len && name[j] >= '0' && name[j] <= '9' && digits < 19) {
+            v = v * 10 + (uint64_t)(name[j] - '0');
+            j++;
+            digits++;
+        }
+        if (digits > 0 && (j == base_len || name[j] == ',')) {
+            r->has_size = 1;
+            r->size = v;
+            break;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Counting a message's bytes.
+ */
+
+int mailbox_index_count_fd(int fd, struct mailbox_msg_counts *r)
+{
+    unsigned char chunk[65536];
+    uint64_t size = 0, bare = 0, dots = 0;
+    unsigned char prev = '\n'; /* offset 0 starts a line */
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        const unsigned char *p = chunk, *end = chunk + n;
+        if (prev == '\n' && chunk[0] == '.')
+            dots++;
+        const unsigned char *q;
+        while (p < end && (q = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+            unsigned char before = q > chunk ? q[-1] : prev;
+            if (before != '\r')
+                bare++;
+            if (q + 1 < end && q[1] == '.')
+                dots++;
+            p = q + 1;
+        }
+        prev = chunk[n - 1];
+        size += (uint64_t)n;
+    }
+    r->size = size;
+    r->crlf_size = size + bare;
+    r->dot_lines = dots;
+    r->final_newline = size == 0 || prev == '\n';
+    return 0;
+}
+
+/*
+ * Records.
+ */
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void uid_key(uint32_t uid, unsigned char out[4])
+{
+    out[0] = (unsigned char)(uid >> 24);
+    out[1] = (unsigned char)(uid >> 16);
+    out[2] = (unsigned char)(uid >> 8);
+    out[3] = (unsigned char)uid;
+}
+
+static uint32_t uid_from_key(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static size_t record_encode(const struct mailbox_msg *m, const struct msg_extra *x,
+                            unsigned char out[RECORD_MAX])
+{
+    size_t bl = strlen(m->base), pl = strlen(m->path), fl = strlen(m->flags);
+    if (RECORD_HEAD + bl + pl + fl > RECORD_MAX || bl > 0xffff || pl > 0xffff)
+        msg_panic("mailbox_index: record too long for %s", m->path);
+    out[0] = RECORD_FORMAT;
+    out[1] = x->final_newline ? 1 : 0;
+    put_u64(out + 2, m->size);
+    put_u64(out + 10, m->crlf_size);
+    put_u64(out + 18, (uint64_t)m->internal_date);
+    put_u64(out + 26, m->modseq);
+    put_u64(out + 34, x->dot_lines);
+    out[42] = (unsigned char)bl;
+    out[43] = (unsigned char)(bl >> 8);
+    out[44] = (unsigned char)pl;
+    out[45] = (unsigned char)(pl >> 8);
+    out[46] = (unsigned char)fl;
+    unsigned char *p = out + RECORD_HEAD;
+    memcpy(p, m->base, bl);
+    memcpy(p + bl, m->path, pl);
+    memcpy(p + bl + pl, m->flags, fl);
+    return RECORD_HEAD + bl + pl + fl;
+}
+
+/* Copies a record out of LMDB's memory. Returns 0, or -1 if it is not
+   one we wrote (m is untouched then). */
+static int record_decode(const unsigned char *d, size_t len, uint32_t uid,
+                         struct mailbox_msg *m, struct msg_extra *x)
+{
+    if (len < RECORD_HEAD || d[0] != RECORD_FORMAT || d[1] > 1)
+        return -1;
+    size_t bl = (size_t)d[42] | (size_t)d[43] << 8;
+    size_t pl = (size_t)d[44] | (size_t)d[45] << 8;
+    size_t fl = d[46];
+    if (RECORD_HEAD + bl + pl + fl != len || bl == 0 || pl < 5 || fl > 15)
+        return -1;
+    const char *base = (const char *)d + RECORD_HEAD, *path = base + bl, *flags = path + pl;
+    if (memchr(base, '\0', bl) || memchr(path, '\0', pl) || memchr(flags, '\0', fl) ||
+        (memcmp(path, "new/", 4) != 0 && memcmp(path, "cur/", 4) != 0) ||
+        memchr(path + 4, '/', pl - 4) || memchr(base, '/', bl))
+        return -1;
+    uint64_t size = get_u64(d + 2), crlf = get_u64(d + 10);
+    if (crlf < size)
+        return -1;
+    memset(m, 0, sizeof(*m));
+    m->uid = uid;
+    m->base = xstrndup(base, bl);
+    m->path = xstrndup(path, pl);
+    memcpy(m->flags, flags, fl);
+    m->flags[fl] = '\0';
+    m->size = size;
+    m->crlf_size = crlf;
+    m->internal_date = (int64_t)get_u64(d + 18);
+    m->modseq = get_u64(d + 26);
+    x->dot_lines = get_u64(d + 34);
+    x->final_newline = d[1];
+    x->dirty = 0;
+    return 0;
+}
+
+static void msg_free(struct mailbox_msg *m)
+{
+    xfree(&m->base);
+    xfree(&m->path);
+}
+
+/*
+ * Environments.
+ */
+
+static int rc_is_corrupt(int rc)
+{
+    return rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
+           rc == MDB_PAGE_NOTFOUND || rc == MDB_INCOMPATIBLE || rc == MDB_BAD_VALSIZE ||
+           rc == IX_CORRUPT;
+}
+
+static const char *rc_text(int rc)
+{
+    if (rc == IX_CORRUPT)
+        return "bad index data";
+    if (rc == IX_RETRY)
+        return "index changed by another process";
+    return mdb_strerror(rc);
+}
+
+static void env_release(struct mailbox_index *ix)
+{
+    struct index_env *e = ix->e;
+    if (e == NULL)
+        return;
+    ix->e = NULL;
+    if (--e->refs > 0)
+        return;
+    for (struct index_env **pp = &env_list; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    /* Also right in a child after fork: LMDB clears only reader slots of
+       getpid(), and the child holds no fcntl locks of the parent. */
+    mdb_env_close(e->env);
+    free(e);
+}
+
+/* Starts a transaction, adopting a map another process has grown. */
+static int txn_begin(struct index_env *e, unsigned flags, MDB_txn **txn_r)
+{
+    int rc = mdb_txn_begin(e->env, NULL, flags, txn_r);
+    if (rc == MDB_MAP_RESIZED) {
+        rc = mdb_env_set_mapsize(e->env, 0);
+        if (rc == 0)
+            rc = mdb_txn_begin(e->env, NULL, flags, txn_r);
+        MDB_envinfo info;
+        if (rc == 0 && mdb_env_info(e->env, &info) == 0)
+            e->mapsize = info.me_mapsize;
+    }
+    return rc;
+}
+
+static int grow_map(struct index_env *e)
+{
+    if ((uint64_t)e->mapsize >= MAP_CAP || e->mapsize > SIZE_MAX / 2)
+        return MDB_MAP_FULL;
+    uint64_t want = (uint64_t)e->mapsize * 2;
+    if (want > MAP_CAP)
+        want = MAP_CAP;
+    int rc = mdb_env_set_mapsize(e->env, (size_t)want);
+    if (rc == 0) {
+        e->mapsize = (size_t)want;
+        msg_info("mailbox index: map grown to %llu bytes", (unsigned long long)want);
+    }
+    return rc;
+}
+
+/* Runs apply in a write transaction; on MDB_MAP_FULL the map is doubled
+   and apply runs again from scratch, so it must not keep state from a
+   failed run. */
+static int txn_write(struct index_env *e, int (*apply)(MDB_txn *, struct index_env *, void *),
+                     void *ctx)
+{
+    for (;;) {
+        MDB_txn *txn;
+        int rc = txn_begin(e, 0, &txn);
+        if (rc != 0)
+            return rc;
+        rc = apply(txn, e, ctx);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        if (rc != MDB_MAP_FULL)
+            return rc;
+        if ((rc = grow_map(e)) != 0)
+            return rc;
+    }
+}
+
+static int meta_get(MDB_txn *txn, struct index_env *e, const char *key, uint64_t max,
+                    uint64_t *v_r)
+{
+    MDB_val k = { strlen(key), (void *)key }, v;
+    int rc = mdb_get(txn, e->meta, &k, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size == 0 || v.mv_size > 20)
+        return IX_CORRUPT;
+    uint64_t n = 0;
+    const char *p = v.mv_data;
+    for (size_t i = 0; i < v.mv_size; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return IX_CORRUPT;
+        if (n > (UINT64_MAX - 9) / 10)
+            return IX_CORRUPT;
+        n = n * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (n > max)
+        return IX_CORRUPT;
+    *v_r = n;
+    return 0;
+}
+
+/* Returns 0, MDB_NOTFOUND when there is no meta data at all,
+   IX_CORRUPT, or an LMDB error. */
+static int meta_load(MDB_txn *txn, struct index_env *e, struct meta *m)
+{
+    uint64_t version, uv, next, modseq;
+    int rc = meta_get(txn, e, "version", UINT32_MAX, &version);
+    if (rc != 0)
+        return rc;
+    if (version != INDEX_VERSION)
+        return IX_CORRUPT;
+    if ((rc = meta_get(txn, e, "uidvalidity", UINT32_MAX, &uv)) != 0 ||
+        (rc = meta_get(txn, e, "uidnext", UINT32_MAX, &next)) != 0 ||
+        (rc = meta_get(txn, e, "modseq", UINT64_MAX, &modseq)) != 0)
+        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+    if (uv == 0 || next == 0)
+        return IX_CORRUPT;
+    m->uidvalidity = (uint32_t)uv;
+    m->uidnext = (uint32_t)next;
+    m->modseq = modseq;
+    return 0;
+}
+
+static int meta_put1(MDB_txn *txn, struct index_env *e, const char *key, uint64_t n)
+{
+    char text[24];
+    int len = snprintf(text, sizeof(text), "%llu", (unsigned long long)n);
+    MDB_val k = { strlen(key), (void *)key }, v = { (size_t)len, text };
+    return mdb_put(txn, e->meta, &k, &v, 0);
+}
+
+static int meta_put(MDB_txn *txn, struct index_env *e, const struct meta *m)
+{
+    int rc;
+    if ((rc = meta_put1(txn, e, "version", INDEX_VERSION)) != 0 ||
+        (rc = meta_put1(txn, e, "uidvalidity", m->uidvalidity)) != 0 ||
+        (rc = meta_put1(txn, e, "uidnext", m->uidnext)) != 0 ||
+        (rc = meta_put1(txn, e, "modseq", m->modseq)) != 0)
+        return rc;
+    return 0;
+}
+
+/* The last UIDVALIDITY handed out here, kept in the lock file; 0 if
+   unknown. */
+static uint32_t hint_read(const struct mailbox_index *ix)
+{
+    int fd = open(ix->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    char text[16];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    close(fd);
+    uint64_t v = 0;
+    for (ssize_t i = 0; i < n && i < 10 && text[i] >= '0' && text[i] <= '9'; i++)
+        v = v * 10 + (uint64_t)(text[i] - '0');
+    return v > UINT32_MAX ? 0 : (uint32_t)v;
+}
+
+static void hint_write(const struct mailbox_index *ix, uint32_t uidvalidity)
+{
+    int fd = open(ix->lock_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        msg_warn("mailbox index: open %s: %m", ix->lock_path);
+        return;
+    }
+    char text[16];
+    int len = snprintf(text, sizeof(text), "%010u\n", uidvalidity);
+    if (pwrite(fd, text, (size_t)len, 0) != len)
+        msg_warn("mailbox index: write %s: %m", ix->lock_path);
+    close(fd);
+}
+
+static uint32_t new_uidvalidity(const struct mailbox_index *ix, uint32_t *previous_r)
+{
+    uint32_t last = hint_read(ix);
+    *previous_r = last;
+    time_t now = time(NULL);
+    uint32_t v = now > 0 && (uint64_t)now < UINT32_MAX ? (uint32_t)now : 1;
+    if (last != 0 && last < UINT32_MAX && v <= last)
+        v = last + 1;
+    return v;
+}
+
+struct attach_ctx {
+    struct mailbox_index *ix;
+    int existed;
+    int created;
+    uint32_t previous;
+    struct meta m;
+};
+
+static int attach_apply(MDB_txn *txn, struct index_env *e, void *vctx)
+{
+    struct attach_ctx *c = vctx;
+    int rc;
+    if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &e->meta)) != 0 ||
+        (rc = mdb_dbi_open(txn, "msgs", MDB_CREATE, &e->msgs)) != 0 ||
+        (rc = mdb_dbi_open(txn, "bases", MDB_CREATE, &e->bases)) != 0)
+        return rc;
+    rc = meta_load(txn, e, &c->m);
+    c->created = 0;
+    if (rc == MDB_NOTFOUND && !c->existed) {
+        c->m.uidvalidity = new_uidvalidity(c->ix, &c->previous);
+        c->m.uidnext = 1;
+        c->m.modseq = 1;
+        c->created = 1;
+        return meta_put(txn, e, &c->m);
+    }
+    return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+}
+
+/* Attaches ix to the environment of its index file, opening it if this
+   process has not. Returns 0, IX_CORRUPT (ix detached), or another error. */
+static int env_attach(struct mailbox_index *ix, int *created_r, uint32_t *previous_r)
+{
+    *created_r = 0;
+    struct stat st;
+    int existed = stat(ix->db_path, &st) == 0 && st.st_size > 0;
+    pid_t pid = getpid();
+    if (existed) {
+        for (struct index_env *e = env_list; e; e = e->next) {
+            if (e->dev == st.st_dev && e->ino == st.st_ino && e->pid == pid) {
+                MDB_txn *txn;
+                int rc = txn_begin(e, MDB_RDONLY, &txn);
+                if (rc != 0)
+                    return rc;
+                rc = meta_load(txn, e, &ix->meta);
+                mdb_txn_abort(txn);
+                if (rc != 0)
+                    return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+                e->refs++;
+                ix->e = e;
+                return 0;
+            }
+        }
+    }
+    struct index_env *e = xcalloc(1, sizeof(*e));
+    e->pid = pid;
+    e->refs = 1;
+    e->mapsize = MAP_START;
+    int rc = mdb_env_create(&e->env);
+    if (rc != 0) {
+        free(e);
+        return rc;
+    }
+    ix->e = e;
+    e->next = env_list;
+    env_list = e;
+    if ((rc = mdb_env_set_maxdbs(e->env, 4)) != 0 ||
+        (rc = mdb_env_set_mapsize(e->env, e->mapsize)) != 0 ||
+        (rc = mdb_env_open(e->env, ix->db_path, MDB_NOSUBDIR, 0600)) != 0) {
+        env_release(ix);
+        return rc;
+    }
+    int fd;
+    MDB_envinfo info;
+    if (mdb_env_get_fd(e->env, &fd) != 0 || fstat(fd, &st) != 0) {
+        rc = errno ? errno : EIO;
+        env_release(ix);
+        return rc;
+    }
+    e->dev = st.st_dev;
+    e->ino = st.st_ino;
+    if (mdb_env_info(e->env, &info) == 0)
+        e->mapsize = info.me_mapsize;
+    struct attach_ctx c = { .ix = ix, .existed = existed };
+    rc = txn_write(e, attach_apply, &c);
+    if (rc != 0) {
+        env_release(ix);
+        return rc;
+    }
+    ix->meta = c.m;
+    *created_r = c.created;
+    *previous_r = c.previous;
+    if (c.created)
+        hint_write(ix, c.m.uidvalidity);
+    return 0;
+}
+
+/* Moves a corrupt index aside; the next attach creates a new one. */
+static void quarantine(struct mailbox_index *ix)
+{
+    env_release(ix);
+    char *aside = xasprintf("%s.corrupt", ix->db_path);
+    if (rename(ix->db_path, aside) < 0 && errno != ENOENT) {
+        msg_warn("mailbox index: rename %s to %s: %m; removing it", ix->db_path, aside);
+        if (unlink(ix->db_path) < 0 && errno != ENOENT)
+            msg_warn("mailbox index: unlink %s: %m", ix->db_path);
+    }
+    free(aside);
+}
+
+/* Attaches, rebuilding a corrupt index once. why: the reason an index
+   is being rebuilt (NULL if none yet). Returns 0 or -1 with *error_r. */
+static int index_attach(struct mailbox_index *ix, const char *why, char **error_r)
+{
+    char *reason = why ? xstrdup(why) : NULL;
+    for (int round = 0; round < 2; round++) {
+        int created;
+        uint32_t previous;
+        int rc = env_attach(ix, &created, &previous);
+        if (rc == 0) {
+            if (reason != NULL)
+                msg_warn("mailbox index %s rebuilt (%s): uidvalidity %u", ix->db_path, reason,
+                         ix->meta.uidvalidity);
+            else if (created && previous != 0)
+                msg_warn("mailbox index %s was missing, rebuilt: uidvalidity %u (was %u)",
+                         ix->db_path, ix->meta.uidvalidity, previous);
+            else if (created)
+                msg_info("mailbox index %s created: uidvalidity %u", ix->db_path,
+                         ix->meta.uidvalidity);
+            free(reason);
+            return 0;
+        }
+        if (!rc_is_corrupt(rc) || round == 1) {
+            if (error_r != NULL)
+                *error_r = xasprintf("mailbox index %s: %s", ix->db_path, rc_text(rc));
+            free(reason);
+            errno = rc > 0 ? rc : EIO;
+            return -1;
+        }
+        free(reason);
+        reason = xstrdup(rc_text(rc));
+        quarantine(ix);
+    }
+    msg_panic("mailbox index: attach loop fell through");
+}
+
+/* An environment inherited over fork() must not be used: reopen. */
+static int index_ready(struct mailbox_index *ix, char **error_r)
+{
+    if (ix->e != NULL && ix->e->pid == getpid())
+        return 0;
+    env_release(ix);
+    return index_attach(ix, NULL, error_r);
+}
+
+/*
+ * Open, close, lock.
+ */
+
+struct mailbox_index *mailbox_index_open(const char *maildir, char **error_r)
+{
+    struct stat st;
+    if (stat(maildir, &st) < 0 || (!S_ISDIR(st.st_mode) && (errno = ENOTDIR))) {
+        if (error_r != NULL)
+            *error_r = xasprintf("mailbox index: %s: %s", maildir, strerror(errno));
+        return NULL;
+    }
+    struct mailbox_index *ix = xcalloc(1, sizeof(*ix));
+    ix->maildir = xstrdup(maildir);
+    ix->db_path = xasprintf("%s/%s", maildir, INDEX_NAME);
+    ix->lock_path = xasprintf("%s/%s", maildir, LOCK_NAME);
+    ix->lock_fd = -1;
+    if (index_attach(ix, NULL, error_r) < 0) {
+        int saved = errno;
+        mailbox_index_close(&ix);
+        errno = saved;
+        return NULL;
+    }
+    return ix;
+}
+
+static void msgs_free(struct mailbox_index *ix)
+{
+    for (size_t i = 0; i < ix->count; i++)
+        msg_free(&ix->msgs[i]);
+    xfree(&ix->msgs);
+    xfree(&ix->extra);
+    ix->count = 0;
+    ix->dirty_count = 0;
+}
+
+void mailbox_index_close(struct mailbox_index **index_p)
+{
+    struct mailbox_index *ix = *index_p;
+    if (ix == NULL)
+        return;
+    *index_p = NULL;
+    if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0)
+        msg_warn("mailbox index %s: cannot write pending changes: %m (the next sync "
+                 "recovers them)", ix->db_path);
+    env_release(ix);
+    if (ix->lock_fd >= 0)
+        close(ix->lock_fd);
+    msgs_free(ix);
+    for (size_t i = 0; i < ix->gone_count; i++)
+        free(ix->gone[i].base);
+    free(ix->gone);
+    free(ix->maildir);
+    free(ix->db_path);
+    free(ix->lock_path);
+    free(ix);
+}
+
+int mailbox_index_lock(struct mailbox_index *ix, int nonblocking)
+{
+    if (ix->lock_fd < 0) {
+        ix->lock_fd = open(ix->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (ix->lock_fd < 0)
+            return -1;
+    }
+    for (;;) {
+        if (flock(ix->lock_fd, LOCK_EX | (nonblocking ? LOCK_NB : 0)) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EWOULDBLOCK)
+            return 1;
+        return -1;
+    }
+}
+
+void mailbox_index_unlock(struct mailbox_index *ix)
+{
+    if (ix->lock_fd >= 0 && flock(ix->lock_fd, LOCK_UN) < 0)
+        msg_warn("mailbox index: unlock %s: %m", ix->lock_path);
+}
+
+uint32_t mailbox_index_uidvalidity(const struct mailbox_index *ix)
+{
+    return ix->meta.uidvalidity;
+}
+
+uint32_t mailbox_index_uidnext(const struct mailbox_index *ix)
+{
+    return ix->meta.uidnext;
+}
+
+const struct mailbox_msg *mailbox_index_messages(const struct mailbox_index *ix,
+                                                 size_t *count_r)
+{
+    *count_r = ix->count;
+    return ix->msgs;
+}
+
+const char *mailbox_index_maildir(const struct mailbox_index *ix)
+{
+    return ix->maildir;
+}
+
+static ssize_t find_pos(const struct mailbox_index *ix, uint32_t uid)
+{
+    size_t lo = 0, hi = ix->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix->msgs[mid].uid == uid)
+            return (ssize_t)mid;
+        if (ix->msgs[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+const struct mailbox_msg *mailbox_index_find(const struct mailbox_index *ix, uint32_t uid)
+{
+    ssize_t pos = find_pos(ix, uid);
+    return pos < 0 ? NULL : &ix->msgs[pos];
+}
+
+uint64_t mailbox_index_pop3_size(const struct mailbox_index *ix, uint32_t uid)
+{
+    ssize_t pos = find_pos(ix, uid);
+    if (pos < 0)
+        return 0;
+    const struct msg_extra *x = &ix->extra[pos];
+    return ix->msgs[pos].crlf_size + x->dot_lines + (x->final_newline ? 0 : 2);
+}
+
+/*
+ * Sync.
+ */
+
+struct dent {
+    char *name;
+    struct maildir_name p;
+    uint8_t cur;
+};
+
+struct loaded {
+    struct mailbox_msg m;
+    struct msg_extra x;
+    uint64_t time; /* sort key of new messages */
+    uint8_t cur;   /* new messages: in cur/ */
+    enum { KEEP, UPDATE, DELETE } state;
+};
+
+struct sync_state {
+    struct dent *dents;
+    size_t ndents, adents;
+    DIR *dirs[2]; /* new/, cur/ */
+    struct loaded *recs;
+    size_t nrecs, arecs;
+    struct loaded *adds;
+    size_t nadds, aadds;
+    struct meta m0; /* meta data the merge was based on */
+    struct meta m1; /* after the write */
+    int changed;
+};
+
+static int base_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+static int dent_cmp(const void *va, const void *vb)
+{
+    const struct dent *a = va, *b = vb;
+    int c = base_cmp(a->name, a->p.base_len, b->name, b->p.base_len);
+    if (c != 0)
+        return c;
+    return (int)b->cur - (int)a->cur; /* cur/ first: a rename new -> cur was caught mid-way */
+}
+
+static const struct loaded *sort_recs; /* qsort has no context argument */
+
+static int rec_order_cmp(const void *va, const void *vb)
+{
+    const struct loaded *a = &sort_recs[*(const size_t *)va], *b = &sort_recs[*(const size_t *)vb];
+    return strcmp(a->m.base, b->m.base);
+}
+
+static int add_cmp(const void *va, const void *vb)
+{
+    const struct loaded *a = va, *b = vb;
+    if (a->time != b->time)
+        return a->time < b->time ? -1 : 1;
+    return strcmp(a->m.base, b->m.base);
+}
+
+static void sync_state_free(struct sync_state *s)
+{
+    for (size_t i = 0; i < s->ndents; i++)
+        free(s->dents[i].name);
+    free(s->dents);
+    for (int i = 0; i < 2; i++)
+        if (s->dirs[i] != NULL)
+            closedir(s->dirs[i]);
+    for (size_t i = 0; i < s->nrecs; i++)
+        msg_free(&s->recs[i].m);
+    free(s->recs);
+    for (size_t i = 0; i < s->nadds; i++)
+        msg_free(&s->adds[i].m);
+    free(s->adds);
+    memset(s, 0, sizeof(*s));
+}
+
+static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, char **error_r)
+{
+    char *path = xasprintf("%s/%s", ix->maildir, cur ? "cur" : "new");
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        int saved = errno;
+        if (saved == ENOENT) {
+            free(path);
+            return 0;
+        }
+        *error_r = xasprintf("mailbox index: opendir %s: %s", path, strerror(saved));
+        free(path);
+        errno = saved;
+        return -1;
+    }
+    s->dirs[cur] = d;
+    struct dirent *de;
+    for (;;) {
+        errno = 0;
+        if ((de = readdir(d)) == NULL)
+            break;
+        struct maildir_name p;
+        if (mailbox_index_parse_name(de->d_name, strlen(de->d_name), &p) < 0)
+            continue;
+        if (de->d_type != DT_REG) {
+            struct stat st;
+            if (de->d_type != DT_UNKNOWN ||
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                !S_ISREG(st.st_mode))
+                continue;
+        }
+        if (s->ndents == s->adents) {
+            s->adents = s->adents ? s->adents * 2 : 256;
+            s->dents = xreallocarray(s->dents, s->adents, sizeof(*s->dents));
+        }
+        struct dent *t = &s->dents[s->ndents++];
+        t->name = xstrdup(de->d_name);
+        t->p = p;
+        t->cur = (uint8_t)cur;
+    }
+    if (errno != 0) {
+        int saved = errno;
+        *error_r = xasprintf("mailbox index: readdir %s: %s", path, strerror(saved));
+        free(path);
+        errno = saved;
+        return -1;
+    }
+    free(path);
+    return 0;
+}
+
+/* Copies every record out of one read transaction. */
+static int load_index(struct mailbox_index *ix, struct sync_state *s)
+{
+    struct index_env *e = ix->e;
+    MDB_txn *txn;
+    int rc = txn_begin(e, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    rc = meta_load(txn, e, &s->m0);
+    if (rc == MDB_NOTFOUND)
+        rc = IX_CORRUPT;
+    MDB_cursor *cur = NULL;
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, e->msgs, &cur);
+    if (rc == 0) {
+        MDB_val k, v;
+        uint32_t last = 0;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            uint32_t uid = k.mv_size == 4 ? uid_from_key(k.mv_data) : 0;
+            if (uid == 0 || uid <= last || uid >= s->m0.uidnext) {
+                rc = IX_CORRUPT;
+                break;
+            }
+            last = uid;
+            if (s->nrecs == s->arecs) {
+                s->arecs = s->arecs ? s->arecs * 2 : 256;
+                s->recs = xreallocarray(s->recs, s->arecs, sizeof(*s->recs));
+            }
+            struct loaded *l = &s->recs[s->nrecs];
+            memset(l, 0, sizeof(*l));
+            if (record_decode(v.mv_data, v.mv_size, uid, &l->m, &l->x) < 0) {
+                rc = IX_CORRUPT;
+                break;
+            }
+            s->nrecs++;
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static char *dent_path(const struct dent *d)
+{
+    return xasprintf("%s/%s", d->cur ? "cur" : "new", d->name);
+}
+
+static int dent_is(const struct dent *d, const char *path)
+{
+    return strncmp(path, d->cur ? "cur/" : "new/", 4) == 0 && strcmp(path + 4, d->name) == 0;
+}
+
+static void merge(struct sync_state *s)
+{
+    size_t *order = xreallocarray(NULL, s->nrecs ? s->nrecs : 1, sizeof(*order));
+    for (size_t i = 0; i < s->nrecs; i++)
+        order[i] = i;
+    sort_recs = s->recs;
+    if (s->nrecs > 1)
+        qsort(order, s->nrecs, sizeof(*order), rec_order_cmp);
+    sort_recs = NULL;
+    if (s->ndents > 1)
+        qsort(s->dents, s->ndents, sizeof(*s->dents), dent_cmp);
+
+    size_t i = 0, j = 0;
+    while (i < s->ndents || j < s->nrecs) {
+        struct loaded *r = j < s->nrecs ? &s->recs[order[j]] : NULL;
+        int c;
+        if (i >= s->ndents)
+            c = 1;
+        else if (r == NULL)
+            c = -1;
+        else
+            c = base_cmp(s->dents[i].name, s->dents[i].p.base_len, r->m.base, strlen(r->m.base));
+        if (c > 0) {
+            r->state = DELETE;
+            s->changed = 1;
+            j++;
+            continue;
+        }
+        /* The same unique part twice (a copy, or a rename seen half-way):
+           keep the file the index knows, else the first (cur/ sorts first). */
+        size_t k = i + 1;
+        while (k < s->ndents &&
+               base_cmp(s->dents[i].name, s->dents[i].p.base_len, s->dents[k].name,
+                        s->dents[k].p.base_len) == 0)
+            k++;
+        const struct dent *chosen = &s->dents[i];
+        if (c == 0) {
+            for (size_t t = i; t < k; t++)
+                if (dent_is(&s->dents[t], r->m.path))
+                    chosen = &s->dents[t];
+            if (!dent_is(chosen, r->m.path)) {
+                free(r->m.path);
+                r->m.path = dent_path(chosen);
+                memcpy(r->m.flags, chosen->p.flags, sizeof(r->m.flags));
+                r->state = UPDATE;
+                s->changed = 1;
+            }
+            j++;
+        } else {
+            if (s->nadds == s->aadds) {
+                s->aadds = s->aadds ? s->aadds * 2 : 64;
+                s->adds = xreallocarray(s->adds, s->aadds, sizeof(*s->adds));
+            }
+            struct loaded *a = &s->adds[s->nadds++];
+            memset(a, 0, sizeof(*a));
+            a->m.base = xstrndup(chosen->name, chosen->p.base_len);
+            a->m.path = dent_path(chosen);
+            memcpy(a->m.flags, chosen->p.flags, sizeof(a->m.flags));
+            a->time = chosen->p.time;
+            a->cur = chosen->cur;
+            s->changed = 1;
+        }
+        i = k;
+    }
+    free(order);
+}
+
+/* Reads each new file once. Files that vanished or cannot be read are
+   left out (the next sync tries again). */
+static void count_adds(struct mailbox_index *ix, struct sync_state *s)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->nadds; i++) {
+        struct loaded *a = &s->adds[i];
+        DIR *d = s->dirs[a->cur];
+        int fd = d ? openat(dirfd(d), a->m.path + 4, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+                                                         O_NONBLOCK)
+                   : -1;
+        struct stat st;
+        struct mailbox_msg_counts n;
+        int ok = fd >= 0 && fstat(fd, &st) == 0 &&
+                 (S_ISREG(st.st_mode) || (errno = ENOENT, 0)) &&
+                 mailbox_index_count_fd(fd, &n) == 0;
+        if (fd < 0 && d == NULL)
+            errno = ENOENT;
+        if (!ok && errno != ENOENT && errno != ELOOP)
+            msg_warn("mailbox index: cannot read %s/%s: %m", ix->maildir, a->m.path);
+        if (fd >= 0)
+            close(fd);
+        if (!ok) {
+            msg_free(&a->m);
+            continue;
+        }
+        a->m.size = n.size;
+        a->m.crlf_size = n.crlf_size;
+        a->m.internal_date = (int64_t)st.st_mtime;
+        a->x.dot_lines = n.dot_lines;
+        a->x.final_newline = (uint8_t)n.final_newline;
+        s->adds[kept++] = *a;
+    }
+    s->nadds = kept;
+    if (s->nadds > 1)
+        qsort(s->adds, s->nadds, sizeof(*s->adds), add_cmp);
+}
+
+static int meta_same(const struct meta *a, const struct meta *b)
+{
+    return a->uidvalidity == b->uidvalidity && a->uidnext == b->uidnext &&
+           a->modseq == b->modseq;
+}
+
+static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
+{
+    struct sync_state *s = vctx;
+    struct meta now;
+    int rc = meta_load(txn, e, &now);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+    if (!meta_same(&now, &s->m0))
+        return IX_RETRY;
+    struct meta m = now;
+    unsigned char key[4], rec[RECORD_MAX];
+    for (size_t i = 0; i < s->nrecs; i++) {
+        struct loaded *r = &s->recs[i];
+        uid_key(r->m.uid, key);
+        MDB_val k = { 4, key }, v;
+        if (r->state == DELETE) {
+            if ((rc = mdb_del(txn, e->msgs, &k, NULL)) != 0)
+                return rc;
+            MDB_val bk = { strlen(r->m.base), r->m.base };
+            if ((rc = mdb_del(txn, e->bases, &bk, NULL)) != 0 && rc != MDB_NOTFOUND)
+                return rc;
+            m.modseq++;
+        } else if (r->state == UPDATE) {
+            r->m.modseq = ++m.modseq;
+            v.mv_size = record_encode(&r->m, &r->x, rec);
+            v.mv_data = rec;
+            if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+                return rc;
+        }
+    }
+    for (size_t i = 0; i < s->nadds; i++) {
+        struct loaded *a = &s->adds[i];
+        a->m.uid = m.uidnext++;
+        a->m.modseq = ++m.modseq;
+        uid_key(a->m.uid, key);
+        MDB_val k = { 4, key }, v = { record_encode(&a->m, &a->x, rec), rec };
+        if ((rc = mdb_put(txn, e->msgs, &k, &v, MDB_APPEND)) != 0)
+            return rc == MDB_KEYEXIST ? IX_CORRUPT : rc;
+        MDB_val bk = { strlen(a->m.base), a->m.base }, bv = { 4, key };
+        if ((rc = mdb_put(txn, e->bases, &bk, &bv, 0)) != 0)
+            return rc;
+    }
+    if ((rc = meta_put(txn, e, &m)) != 0)
+        return rc;
+    s->m1 = m;
+    return 0;
+}
+
+/* Moves the merged records into the index's array, in UID order. */
+static void install(struct mailbox_index *ix, struct sync_state *s)
+{
+    msgs_free(ix);
+    size_t n = s->nrecs + s->nadds;
+    ix->msgs = xreallocarray(NULL, n ? n : 1, sizeof(*ix->msgs));
+    ix->extra = xreallocarray(NULL, n ? n : 1, sizeof(*ix->extra));
+    size_t c = 0;
+    for (size_t i = 0; i < s->nrecs; i++) {
+        if (s->recs[i].state == DELETE)
+            continue;
+        ix->msgs[c] = s->recs[i].m;
+        ix->extra[c++] = s->recs[i].x;
+        memset(&s->recs[i].m, 0, sizeof(s->recs[i].m));
+    }
+    for (size_t i = 0; i < s->nadds; i++) {
+        ix->msgs[c] = s->adds[i].m;
+        ix->extra[c++] = s->adds[i].x;
+        memset(&s->adds[i].m, 0, sizeof(s->adds[i].m));
+    }
+    ix->count = c;
+    ix->meta = s->m1;
+}
+
+static int sync_once(struct mailbox_index *ix, char **error_r)
+{
+    struct sync_state s;
+    memset(&s, 0, sizeof(s));
+    /* new/ before cur/: a message moving new -> cur meanwhile is then
+       seen at least once. */
+    if (list_dir(ix, &s, 0, error_r) < 0 || list_dir(ix, &s, 1, error_r) < 0) {
+        int saved = errno;
+        sync_state_free(&s);
+        errno = saved;
+        return -1;
+    }
+    int rc = load_index(ix, &s);
+    if (rc != 0) {
+        sync_state_free(&s);
+        return rc;
+    }
+    merge(&s);
+    count_adds(ix, &s);
+    if (s.nadds > 0 && (uint64_t)s.m0.uidnext + s.nadds >= UINT32_MAX) {
+        sync_state_free(&s);
+        return IX_CORRUPT; /* UIDs used up: a new UIDVALIDITY starts over */
+    }
+    s.m1 = s.m0;
+    if (s.changed && (rc = txn_write(ix->e, sync_apply, &s)) != 0) {
+        sync_state_free(&s);
+        return rc;
+    }
+    install(ix, &s);
+    sync_state_free(&s);
+    return 0;
+}
+
+int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
+{
+    if (index_ready(ix, error_r) < 0)
+        return -1;
+    if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0) {
+        int saved = errno;
+        if (error_r != NULL)
+            *error_r = xasprintf("mailbox index %s: cannot write pending changes: %s",
+                                 ix->db_path, strerror(saved));
+        errno = saved;
+        return -1;
+    }
+    int rebuilt = 0;
+    for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
+        char *error = NULL;
+        int rc = sync_once(ix, &error);
+        if (rc == 0)
+            return 0;
+        if (rc == -1) {
+            if (error_r != NULL)
+                *error_r = error;
+            else
+                free(error);
+            return -1;
+        }
+        if (rc == IX_RETRY)
+            continue;
+        if (rc_is_corrupt(rc) && !rebuilt) {
+            rebuilt = 1;
+            quarantine(ix);
+            msgs_free(ix);
+            if (index_attach(ix, rc_text(rc), error_r) < 0)
+                return -1;
+            continue;
+        }
+        if (error_r != NULL)
+            *error_r = xasprintf("mailbox index %s: %s", ix->db_path, rc_text(rc));
+        errno = rc > 0 ? rc : EIO;
+        return -1;
+    }
+    if (error_r != NULL)
+        *error_r = xasprintf("mailbox index %s: keeps changing under us", ix->db_path);
+    errno = EAGAIN;
+    return -1;
+}
+
+/*
+ * Changes to single messages.
+ */
+
+/* Finds where another tool has put the file of base. Returns a
+   malloc'd path relative to the Maildir, or NULL. */
+static char *locate_base(struct mailbox_index *ix, const char *base)
+{
+    size_t blen = strlen(base);
+    char *path = xasprintf("%s/new/%s", ix->maildir, base);
+    struct stat st;
+    int found = lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+    free(path);
+    if (found)
+        return xasprintf("new/%s", base);
+    path = xasprintf("%s/cur", ix->maildir);
+    DIR *d = opendir(path);
+    free(path);
+    if (d == NULL)
+        return NULL;
+    char *result = NULL;
+    struct dirent *de;
+    while (result == NULL && (de = readdir(d)) != NULL) {
+        struct maildir_name p;
+        if (mailbox_index_parse_name(de->d_name, strlen(de->d_name), &p) == 0 &&
+            base_cmp(de->d_name, p.base_len, base, blen) == 0)
+            result = xasprintf("cur/%s", de->d_name);
+    }
+    closedir(d);
+    return result;
+}
+
+static void forget(struct mailbox_index *ix, size_t pos)
+{
+    struct mailbox_msg *m = &ix->msgs[pos];
+    ix->gone = xreallocarray(ix->gone, ix->gone_count + 1, sizeof(*ix->gone));
+    ix->gone[ix->gone_count].uid = m->uid;
+    ix->gone[ix->gone_count++].base = m->base;
+    m->base = NULL;
+    if (ix->extra[pos].dirty)
+        ix->dirty_count--;
+    msg_free(m);
+    memmove(&ix->msgs[pos], &ix->msgs[pos + 1], (ix->count - pos - 1) * sizeof(*ix->msgs));
+    memmove(&ix->extra[pos], &ix->extra[pos + 1], (ix->count - pos - 1) * sizeof(*ix->extra));
+    ix->count--;
+}
+
+static void set_path(struct mailbox_index *ix, size_t pos, char *path, const char *flags)
+{
+    struct mailbox_msg *m = &ix->msgs[pos];
+    free(m->path);
+    m->path = path;
+    snprintf(m->flags, sizeof(m->flags), "%s", flags);
+    if (!ix->extra[pos].dirty) {
+        ix->extra[pos].dirty = 1;
+        ix->dirty_count++;
+    }
+}
+
+int mailbox_index_set_flags(struct mailbox_index *ix, uint32_t uid, const char *flags)
+{
+    char norm[16];
+    if (mailbox_index_normalize_flags(flags, norm) < 0)
+        return -1;
+    ssize_t pos = find_pos(ix, uid);
+    if (pos < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    struct mailbox_msg *m = &ix->msgs[pos];
+    char *path = xasprintf("cur/%s:2,%s", m->base, norm);
+    if (strcmp(path, m->path) == 0) {
+        free(path);
+        return 0;
+    }
+    char *from = xasprintf("%s/%s", ix->maildir, m->path);
+    char *to = xasprintf("%s/%s", ix->maildir, path);
+    int r = rename(from, to);
+    if (r < 0 && errno == ENOENT) {
+        char *moved = locate_base(ix, m->base);
+        if (moved != NULL) {
+            free(from);
+            from = xasprintf("%s/%s", ix->maildir, moved);
+            free(moved);
+            r = rename(from, to);
+        } else {
+            errno = ENOENT;
+        }
+    }
+    int saved = errno;
+    free(from);
+    free(to);
+    if (r < 0) {
+        free(path);
+        if (saved == ENOENT)
+            forget(ix, (size_t)pos);
+        errno = saved;
+        return -1;
+    }
+    set_path(ix, (size_t)pos, path, norm);
+    return 0;
+}
+
+int mailbox_index_open_msg(struct mailbox_index *ix, uint32_t uid)
+{
+    ssize_t pos = find_pos(ix, uid);
+    if (pos < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    char *full = xasprintf("%s/%s", ix->maildir, ix->msgs[pos].path);
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    free(full);
+    if (fd >= 0 || errno != ENOENT)
+        return fd;
+    char *moved = locate_base(ix, ix->msgs[pos].base);
+    if (moved == NULL) {
+        errno = ENOENT;
+        return -1;
+    }
+    full = xasprintf("%s/%s", ix->maildir, moved);
+    fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    free(full);
+    if (fd < 0) {
+        free(moved);
+        return -1;
+    }
+    struct maildir_name p;
+    const char *name = moved + 4;
+    if (mailbox_index_parse_name(name, strlen(name), &p) < 0)
+        p.flags[0] = '\0';
+    set_path(ix, (size_t)pos, moved, p.flags);
+    return fd;
+}
+
+int mailbox_index_expunge_uids(struct mailbox_index *ix, const uint32_t *uids, size_t count)
+{
+    int first_errno = 0;
+    for (size_t i = 0; i < count; i++) {
+        ssize_t pos = find_pos(ix, uids[i]);
+        if (pos < 0) {
+            if (first_errno == 0)
+                first_errno = ENOENT;
+            continue;
+        }
+        char *full = xasprintf("%s/%s", ix->maildir, ix->msgs[pos].path);
+        int r = unlink(full);
+        if (r < 0 && errno == ENOENT) {
+            char *moved = locate_base(ix, ix->msgs[pos].base);
+            if (moved != NULL) {
+                free(full);
+                full = xasprintf("%s/%s", ix->maildir, moved);
+                free(moved);
+                r = unlink(full);
+            } else {
+                r = 0; /* already gone: what was asked for */
+            }
+        }
+        if (r < 0) {
+            if (first_errno == 0)
+                first_errno = errno;
+            free(full);
+            continue;
+        }
+        free(full);
+        forget(ix, (size_t)pos);
+    }
+    if (mailbox_index_flush(ix) < 0 && first_errno == 0)
+        first_errno = errno;
+    if (first_errno != 0) {
+        errno = first_errno;
+        return -1;
+    }
+    return 0;
+}
+
+int mailbox_index_expunge(struct mailbox_index *ix, uint32_t uid)
+{
+    return mailbox_index_expunge_uids(ix, &uid, 1);
+}
+
+struct flush_ctx {
+    struct mailbox_index *ix;
+    uint64_t start_modseq;
+};
+
+static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
+{
+    struct flush_ctx *c = vctx;
+    struct mailbox_index *ix = c->ix;
+    struct meta m;
+    int rc = meta_load(txn, e, &m);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+    if (m.uidvalidity != ix->meta.uidvalidity)
+        return IX_RETRY; /* rebuilt by someone else: our UIDs mean nothing there */
+    c->start_modseq = m.modseq;
+    unsigned char key[4], rec[RECORD_MAX];
+    for (size_t i = 0; i < ix->gone_count; i++) {
+        uid_key(ix->gone[i].uid, key);
+        MDB_val k = { 4, key };
+        if ((rc = mdb_del(txn, e->msgs, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        MDB_val bk = { strlen(ix->gone[i].base), ix->gone[i].base };
+        if ((rc = mdb_del(txn, e->bases, &bk, NULL)) != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        m.modseq++;
+    }
+    for (size_t i = 0; i < ix->count; i++) {
+        if (!ix->extra[i].dirty)
+            continue;
+        struct mailbox_msg copy = ix->msgs[i];
+        copy.modseq = m.modseq + 1;
+        uid_key(copy.uid, key);
+        MDB_val k = { 4, key }, v = { record_encode(&copy, &ix->extra[i], rec), rec };
+        if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+            return rc;
+        m.modseq++;
+    }
+    if ((rc = meta_put(txn, e, &m)) != 0)
+        return rc;
+    return 0;
+}
+
+int mailbox_index_flush(struct mailbox_index *ix)
+{
+    if (ix->dirty_count == 0 && ix->gone_count == 0)
+        return 0;
+    if (index_ready(ix, NULL) < 0)
+        return -1;
+    struct flush_ctx c = { .ix = ix };
+    int rc = txn_write(ix->e, flush_apply, &c);
+    if (rc == 0 || rc == IX_RETRY) {
+        /* IX_RETRY: the index was rebuilt elsewhere; the next sync
+           renumbers everything anyway. */
+        uint64_t modseq = c.start_modseq + ix->gone_count;
+        for (size_t i = 0; i < ix->count; i++) {
+            if (ix->extra[i].dirty) {
+                ix->msgs[i].modseq = ++modseq;
+                ix->extra[i].dirty = 0;
+            }
+        }
+        if (rc == 0)
+            ix->meta.modseq = modseq;
+        rc = 0;
+    }
+    if (rc != 0) {
+        msg_warn("mailbox index %s: write: %s", ix->db_path, rc_text(rc));
+        errno = rc > 0 ? rc : EIO;
+        return -1;
+    }
+    for (size_t i = 0; i < ix->gone_count; i++)
+        free(ix->gone[i].base);
+    ix->gone_count = 0;
+    ix->dirty_count = 0;
+    return 0;
+}

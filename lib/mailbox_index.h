@@ -1,0 +1,131 @@
+/*
+ * NAME
+ *	mailbox_index - the per-mailbox LMDB index shared by pop3d and imapd
+ * SYNOPSIS
+ *	#include "mailbox_index.h"
+ * DESCRIPTION
+ *	A Maildir gets a small LMDB file (DIR/postern-index.lmdb, with
+ *	MDB_NOSUBDIR) that gives every message a stable identity:
+ *	  UIDVALIDITY  fixed when the index is created
+ *	  UIDNEXT      the next UID to hand out; UIDs only grow
+ *	  per message: UID -> Maildir base name (the part before ":2,"),
+ *	               current file name (new/ or cur/ + flags), size in
+ *	               octets, size with CRLF line endings (what POP3 and
+ *	               IMAP report), internal date, flags, modseq
+ *	  base name -> UID
+ *	mailbox_index_sync() brings it up to date with the directory: new
+ *	files get the next UIDs in delivery order (by the time in their
+ *	name, then name); renamed files (flags changed by another tool) keep
+ *	their UID; vanished files are dropped. A missing or corrupt index is
+ *	rebuilt from the Maildir (logged); UIDVALIDITY then changes, since
+ *	old UIDs cannot be trusted. Callers hold the mailbox lock
+ *	(mailbox_index_lock) while syncing and changing files.
+ *
+ *	POP3's UIDL is "<UIDVALIDITY>.<UID>" style text built from these,
+ *	so it survives restarts and re-indexing of an unchanged index.
+ */
+#ifndef POSTERN_MAILBOX_INDEX_H
+#define POSTERN_MAILBOX_INDEX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mailbox_index;
+
+struct mailbox_msg {
+    uint32_t uid;
+    char *base;          /* unique part of the Maildir name */
+    char *path;          /* current file, relative to the Maildir: "cur/NAME:2,S" */
+    uint64_t size;       /* bytes on disk */
+    uint64_t crlf_size;  /* bytes with every LF as CRLF: what clients are told */
+    int64_t internal_date;
+    char flags[16];      /* Maildir flag letters, sorted: "FRS" */
+    uint64_t modseq;
+};
+
+/* Opens (creating if needed) the index of the Maildir at dir. Returns
+   NULL with *error_r (malloc'd) on failure. */
+struct mailbox_index *mailbox_index_open(const char *maildir, char **error_r);
+void mailbox_index_close(struct mailbox_index **index_p);
+
+/* Exclusive advisory lock on the mailbox (flock on DIR/postern-index.lock).
+   nonblocking: returns 1 if another process holds it. Returns 0 or -1. */
+int mailbox_index_lock(struct mailbox_index *index, int nonblocking);
+void mailbox_index_unlock(struct mailbox_index *index);
+
+/* Scans new/ and cur/ and updates the index. Returns 0 or -1 with
+   *error_r (malloc'd). */
+int mailbox_index_sync(struct mailbox_index *index, char **error_r);
+
+uint32_t mailbox_index_uidvalidity(const struct mailbox_index *index);
+uint32_t mailbox_index_uidnext(const struct mailbox_index *index);
+
+/* The messages in UID order after the last sync. The array and its
+   strings are owned by the index and valid until the next sync/close. */
+const struct mailbox_msg *mailbox_index_messages(const struct mailbox_index *index,
+                                                 size_t *count_r);
+
+/* Moves a message from new/ to cur/ (adding ":2," and flags) or changes
+   its flags (letters from "DFPRST"); updates the index and the message's
+   path. Returns 0 or -1 with errno (ENOENT: the file went away). */
+int mailbox_index_set_flags(struct mailbox_index *index, uint32_t uid, const char *flags);
+/* Unlinks the message's file and drops it from the index. */
+int mailbox_index_expunge(struct mailbox_index *index, uint32_t uid);
+
+/* ---- added by index helper ---- */
+
+/* What a Maildir file name says. name[0..base_len) is the unique part. */
+struct maildir_name {
+    size_t base_len;
+    int has_info;        /* ":2," present */
+    char flags[16];      /* letters after ":2,": ASCII letters only, sorted, unique */
+    uint64_t time;       /* leading decimal digits (delivery time), 0 if none */
+    int has_size;        /* ",S=<n>" in the unique part (lib/maildir.c writes it) */
+    uint64_t size;
+};
+/* Parses a file name found in new/ or cur/ (len bytes, need not be NUL
+   terminated). Returns 0, or -1 when it is not a plausible message: empty,
+   a dot file, longer than 255, a '/', NUL or control byte, empty unique
+   part. Flag letters other than ASCII letters are dropped; more than 15
+   distinct letters are cut. Pure: no I/O. */
+int mailbox_index_parse_name(const char *name, size_t len, struct maildir_name *r);
+
+/* Sorts and deduplicates flag letters into out. Returns 0, or -1 with
+   errno EINVAL for a character that is not an ASCII letter. */
+int mailbox_index_normalize_flags(const char *flags, char out[16]);
+
+/* What a message's bytes amount to on the wire (one read of the file). */
+struct mailbox_msg_counts {
+    uint64_t size;        /* bytes read */
+    uint64_t crlf_size;   /* size + LFs not preceded by CR */
+    uint64_t dot_lines;   /* lines starting with '.' (POP3 byte-stuffs them) */
+    int final_newline;    /* the last byte is LF (or the file is empty) */
+};
+/* Reads fd from its current position to EOF in 64 KiB chunks.
+   Returns 0, or -1 with errno. */
+int mailbox_index_count_fd(int fd, struct mailbox_msg_counts *r);
+
+/* The message with this UID (binary search), NULL if none. Valid like
+   the array of mailbox_index_messages(). */
+const struct mailbox_msg *mailbox_index_find(const struct mailbox_index *index, uint32_t uid);
+/* The Maildir directory the index was opened for. */
+const char *mailbox_index_maildir(const struct mailbox_index *index);
+/* Opens the message's file read-only (O_CLOEXEC). When another tool has
+   renamed it (flags changed) it is found by its unique part and the path
+   is updated. Returns an fd, or -1 with errno (ENOENT: no such UID or the
+   file is gone; the index keeps it until the next sync). */
+int mailbox_index_open_msg(struct mailbox_index *index, uint32_t uid);
+/* Bytes a POP3 RETR sends between "+OK" and ".\r\n": crlf_size plus one
+   per dot-stuffed line, plus 2 when the last line has no newline (the
+   server ends it with CRLF). 0 for an unknown UID. */
+uint64_t mailbox_index_pop3_size(const struct mailbox_index *index, uint32_t uid);
+/* Unlinks many messages and drops them with one index write. Returns 0,
+   or -1 with errno of the first failure (all are attempted). */
+int mailbox_index_expunge_uids(struct mailbox_index *index, const uint32_t *uids, size_t count);
+/* set_flags and expunge change the in-memory view at once and write the
+   LMDB records later, in one transaction: at flush, sync or close (a crash
+   in between loses nothing: sync finds renamed files by their unique
+   part). Returns 0 or -1 with errno. */
+int mailbox_index_flush(struct mailbox_index *index);
+
+#endif

@@ -1,0 +1,790 @@
+/* Unit tests for lib/mailbox_index.c: UID assignment and stability,
+   renames and vanished files, set_flags/expunge, CRLF sizes, Maildir
+   name parsing, corrupt and missing indexes, the mailbox lock, fork. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "mailbox_index.h"
+#include "xalloc.h"
+
+struct fixture {
+    char dir[64];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test-mailbox-index.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    static const char *const subs[] = { "tmp", "new", "cur" };
+    for (int i = 0; i < 3; i++) {
+        char *p = xasprintf("%s/%s", f->dir, subs[i]);
+        assert_int_equal(mkdir(p, 0700), 0);
+        free(p);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char *cmd = xasprintf("rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(f);
+    return 0;
+}
+
+static void write_file(const char *dir, const char *rel, const char *data, size_t len)
+{
+    char *p = xasprintf("%s/%s", dir, rel);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+    free(p);
+}
+
+static void deliver(const char *dir, const char *name, const char *text)
+{
+    char *rel = xasprintf("new/%s", name);
+    write_file(dir, rel, text, strlen(text));
+    free(rel);
+}
+
+static int exists(const char *dir, const char *rel)
+{
+    char *p = xasprintf("%s/%s", dir, rel);
+    struct stat st;
+    int r = lstat(p, &st) == 0;
+    free(p);
+    return r;
+}
+
+static struct mailbox_index *open_synced(const char *dir)
+{
+    char *error = NULL;
+    struct mailbox_index *ix = mailbox_index_open(dir, &error);
+    if (ix == NULL)
+        fail_msg("open: %s", error);
+    if (mailbox_index_sync(ix, &error) < 0)
+        fail_msg("sync: %s", error);
+    return ix;
+}
+
+static void sync_ok(struct mailbox_index *ix)
+{
+    char *error = NULL;
+    if (mailbox_index_sync(ix, &error) < 0)
+        fail_msg("sync: %s", error);
+}
+
+static const struct mailbox_msg *by_base(struct mailbox_index *ix, const char *base)
+{
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i].base, base) == 0)
+            return &m[i];
+    return NULL;
+}
+
+static const char msg_text[] = "Subject: x\n\nbody\n";
+
+static void test_uids_follow_delivery_time_then_name(void **state)
+{
+    struct fixture *f = *state;
+    /* Created in a different order than delivered. */
+    deliver(f->dir, "1700000003.M1P1Q1.host,S=17", msg_text);
+    deliver(f->dir, "1700000001.M9P1Q1.host,S=17", msg_text);
+    deliver(f->dir, "999999999.M1P1Q1.host", msg_text); /* fewer digits, earlier */
+    deliver(f->dir, "1700000001.M1P1Q1.host,S=17", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(m[0].base, "999999999.M1P1Q1.host");
+    assert_string_equal(m[1].base, "1700000001.M1P1Q1.host,S=17");
+    assert_string_equal(m[2].base, "1700000001.M9P1Q1.host,S=17");
+    assert_string_equal(m[3].base, "1700000003.M1P1Q1.host,S=17");
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(m[i].uid, i + 1);
+        assert_int_equal(m[i].size, 17);
+        assert_int_equal(m[i].crlf_size, 20);
+        assert_string_equal(m[i].flags, "");
+        assert_true(strncmp(m[i].path, "new/", 4) == 0);
+        assert_true(m[i].internal_date > 0);
+    }
+    assert_int_equal(mailbox_index_uidnext(ix), 5);
+    assert_non_null(mailbox_index_find(ix, 3));
+    assert_null(mailbox_index_find(ix, 5));
+    assert_string_equal(mailbox_index_maildir(ix), f->dir);
+    mailbox_index_close(&ix);
+    assert_null(ix);
+}
+
+static void test_uids_and_uidvalidity_stable_across_reopen(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    write_file(f->dir, "cur/1700000000.C.host:2,S", msg_text, strlen(msg_text));
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint32_t uv = mailbox_index_uidvalidity(ix);
+    assert_true(uv > 0);
+    assert_int_equal(by_base(ix, "1700000000.C.host")->uid, 1);
+    assert_string_equal(by_base(ix, "1700000000.C.host")->flags, "S");
+    mailbox_index_close(&ix);
+    for (int round = 0; round < 2; round++) {
+        ix = open_synced(f->dir);
+        assert_int_equal(mailbox_index_uidvalidity(ix), uv);
+        assert_int_equal(mailbox_index_uidnext(ix), 4);
+        assert_int_equal(by_base(ix, "1700000000.C.host")->uid, 1);
+        assert_int_equal(by_base(ix, "1700000001.A.host")->uid, 2);
+        assert_int_equal(by_base(ix, "1700000002.B.host")->uid, 3);
+        mailbox_index_close(&ix);
+    }
+}
+
+static void test_new_file_gets_next_uid_and_uids_are_never_reused(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    deliver(f->dir, "1700000003.C.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint64_t modseq_before = by_base(ix, "1700000001.A.host")->modseq;
+    assert_int_equal(mailbox_index_expunge(ix, 3), 0);
+    /* An older time than the others: still the next UID, not a reused one. */
+    deliver(f->dir, "1600000000.D.host", msg_text);
+    sync_ok(ix);
+    assert_int_equal(by_base(ix, "1600000000.D.host")->uid, 4);
+    char *p = xasprintf("%s/new/1700000002.B.host", f->dir);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    assert_null(by_base(ix, "1700000002.B.host"));
+    deliver(f->dir, "1700000009.E.host", msg_text);
+    sync_ok(ix);
+    assert_int_equal(by_base(ix, "1700000009.E.host")->uid, 5);
+    assert_int_equal(mailbox_index_uidnext(ix), 6);
+    /* Unchanged messages keep their modseq. */
+    assert_int_equal(by_base(ix, "1700000001.A.host")->modseq, modseq_before);
+    size_t n;
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 3);
+    mailbox_index_close(&ix);
+}
+
+static void test_rename_by_other_tool_keeps_uid_and_bumps_modseq(void **state)
+{
+    struct fixture *f = *state;
+    write_file(f->dir, "cur/1700000001.A.host:2,S", msg_text, strlen(msg_text));
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint64_t modseq = by_base(ix, "1700000001.A.host")->modseq;
+    char *from = xasprintf("%s/cur/1700000001.A.host:2,S", f->dir);
+    char *to = xasprintf("%s/cur/1700000001.A.host:2,FS", f->dir);
+    assert_int_equal(rename(from, to), 0);
+    free(from);
+    free(to);
+    from = xasprintf("%s/new/1700000002.B.host", f->dir);
+    to = xasprintf("%s/cur/1700000002.B.host:2,", f->dir);
+    assert_int_equal(rename(from, to), 0);
+    free(from);
+    free(to);
+    sync_ok(ix);
+    const struct mailbox_msg *a = by_base(ix, "1700000001.A.host");
+    assert_int_equal(a->uid, 1);
+    assert_string_equal(a->flags, "FS");
+    assert_string_equal(a->path, "cur/1700000001.A.host:2,FS");
+    assert_true(a->modseq > modseq);
+    const struct mailbox_msg *b = by_base(ix, "1700000002.B.host");
+    assert_int_equal(b->uid, 2);
+    assert_string_equal(b->path, "cur/1700000002.B.host:2,");
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    assert_string_equal(by_base(ix, "1700000001.A.host")->flags, "FS");
+    assert_int_equal(mailbox_index_uidnext(ix), 3);
+    mailbox_index_close(&ix);
+}
+
+static void test_vanished_file_is_dropped(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    char *p = xasprintf("%s/new/1700000001.A.host", f->dir);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    sync_ok(ix);
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0].uid, 2);
+    mailbox_index_close(&ix);
+}
+
+static void test_skips_dot_files_directories_symlinks_and_tmp(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, ".hidden", msg_text);
+    write_file(f->dir, "tmp/1700000000.T.host", msg_text, strlen(msg_text));
+    char *p = xasprintf("%s/cur/1700000002.DIR.host:2,S", f->dir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    free(p);
+    p = xasprintf("%s/cur/1700000003.LINK.host:2,S", f->dir);
+    assert_int_equal(symlink("/etc/passwd", p), 0);
+    free(p);
+    struct mailbox_index *ix = open_synced(f->dir);
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(m[0].base, "1700000001.A.host");
+    mailbox_index_close(&ix);
+}
+
+static void test_same_unique_part_in_new_and_cur_counts_once(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    write_file(f->dir, "cur/1700000001.A.host:2,S", msg_text, strlen(msg_text));
+    struct mailbox_index *ix = open_synced(f->dir);
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(m[0].path, "cur/1700000001.A.host:2,S");
+    mailbox_index_close(&ix);
+}
+
+static void test_set_flags_moves_new_to_cur_and_persists(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host,S=17", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint64_t modseq = mailbox_index_find(ix, 1)->modseq;
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "S"), 0);
+    assert_false(exists(f->dir, "new/1700000001.A.host,S=17"));
+    assert_true(exists(f->dir, "cur/1700000001.A.host,S=17:2,S"));
+    const struct mailbox_msg *m = mailbox_index_find(ix, 1);
+    assert_string_equal(m->path, "cur/1700000001.A.host,S=17:2,S");
+    assert_string_equal(m->flags, "S");
+    /* Letters sorted and unique; the same flags again is a no-op. */
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "TSRS"), 0);
+    assert_true(exists(f->dir, "cur/1700000001.A.host,S=17:2,RST"));
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "RST"), 0);
+    assert_string_equal(mailbox_index_find(ix, 1)->flags, "RST");
+    /* Invalid flags and unknown UIDs. */
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "S1"), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "S:"), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(mailbox_index_set_flags(ix, 99, "S"), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(mailbox_index_flush(ix), 0);
+    uint64_t flushed = mailbox_index_find(ix, 1)->modseq;
+    assert_true(flushed > modseq);
+    mailbox_index_close(&ix);
+    /* The flush wrote the record: sync finds nothing to change. */
+    char *error = NULL;
+    ix = mailbox_index_open(f->dir, &error);
+    assert_non_null(ix);
+    sync_ok(ix);
+    m = mailbox_index_find(ix, 1);
+    assert_non_null(m);
+    assert_string_equal(m->path, "cur/1700000001.A.host,S=17:2,RST");
+    assert_int_equal(m->modseq, flushed);
+    assert_int_equal(mailbox_index_uidnext(ix), 2);
+    mailbox_index_close(&ix);
+}
+
+static void test_set_flags_on_vanished_file_is_enoent_and_drops_it(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    char *p = xasprintf("%s/new/1700000001.A.host", f->dir);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "S"), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_null(mailbox_index_find(ix, 1));
+    assert_non_null(mailbox_index_find(ix, 2));
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    size_t n;
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 1);
+    mailbox_index_close(&ix);
+}
+
+static void test_set_flags_and_open_find_a_file_renamed_by_another_tool(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    char *from = xasprintf("%s/new/1700000001.A.host", f->dir);
+    char *to = xasprintf("%s/cur/1700000001.A.host:2,F", f->dir);
+    assert_int_equal(rename(from, to), 0);
+    free(from);
+    free(to);
+    int fd = mailbox_index_open_msg(ix, 1);
+    assert_true(fd >= 0);
+    char buf[64];
+    assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)strlen(msg_text));
+    close(fd);
+    assert_string_equal(mailbox_index_find(ix, 1)->path, "cur/1700000001.A.host:2,F");
+    assert_string_equal(mailbox_index_find(ix, 1)->flags, "F");
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "FS"), 0);
+    assert_true(exists(f->dir, "cur/1700000001.A.host:2,FS"));
+    assert_int_equal(mailbox_index_open_msg(ix, 7), -1);
+    assert_int_equal(errno, ENOENT);
+    mailbox_index_close(&ix);
+}
+
+static void test_expunge_removes_file_and_entry(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    deliver(f->dir, "1700000003.C.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    assert_int_equal(mailbox_index_set_flags(ix, 2, "S"), 0);
+    assert_int_equal(mailbox_index_expunge(ix, 2), 0);
+    assert_false(exists(f->dir, "cur/1700000002.B.host:2,S"));
+    assert_null(mailbox_index_find(ix, 2));
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(m[0].uid, 1);
+    assert_int_equal(m[1].uid, 3);
+    uint32_t both[] = { 1, 3, 42 };
+    assert_int_equal(mailbox_index_expunge_uids(ix, both, 3), -1); /* 42 unknown */
+    assert_int_equal(errno, ENOENT);
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 0);
+    assert_false(exists(f->dir, "new/1700000001.A.host"));
+    assert_false(exists(f->dir, "new/1700000003.C.host"));
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(mailbox_index_uidnext(ix), 4);
+    mailbox_index_close(&ix);
+}
+
+struct size_case {
+    const char *name;
+    const char *data;
+    size_t len;
+    uint64_t crlf_size;
+    uint64_t dot_lines;
+    int final_newline;
+};
+
+static const struct size_case size_cases[] = {
+    { "lf", "a\nbb\n\n", 6, 9, 0, 1 },
+    { "crlf", "a\r\nbb\r\n\r\n", 9, 9, 0, 1 },
+    { "mixed", "a\r\nb\nc\r\r\n\n", 10, 12, 0, 1 },
+    { "empty", "", 0, 0, 0, 1 },
+    { "no-final-newline", "a\nlast", 6, 7, 0, 0 },
+    { "lone-cr", "a\rb", 3, 3, 0, 0 },
+    { "dots", ".x\n..\r\nend.\n.", 13, 15, 3, 0 },
+};
+
+static void test_crlf_size_of_lf_crlf_mixed_empty_and_unterminated_files(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t i = 0; i < sizeof(size_cases) / sizeof(size_cases[0]); i++) {
+        char *rel = xasprintf("new/17000000%02zu.%s.host", i, size_cases[i].name);
+        write_file(f->dir, rel, size_cases[i].data, size_cases[i].len);
+        free(rel);
+    }
+    struct mailbox_index *ix = open_synced(f->dir);
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof(size_cases) / sizeof(size_cases[0]); i++) {
+            const struct size_case *c = &size_cases[i];
+            const struct mailbox_msg *m = mailbox_index_find(ix, (uint32_t)i + 1);
+            assert_non_null(m);
+            assert_non_null(strstr(m->base, c->name));
+            assert_int_equal(m->size, c->len);
+            assert_int_equal(m->crlf_size, c->crlf_size);
+            assert_int_equal(mailbox_index_pop3_size(ix, m->uid),
+                             c->crlf_size + c->dot_lines + (c->final_newline ? 0 : 2));
+        }
+        /* The second round comes from the LMDB records. */
+        mailbox_index_close(&ix);
+        ix = open_synced(f->dir);
+    }
+    assert_int_equal(mailbox_index_pop3_size(ix, 999), 0);
+    mailbox_index_close(&ix);
+}
+
+/* CR, LF and '.' straddling the 64 KiB read chunks. */
+static void test_count_fd_across_chunk_boundaries(void **state)
+{
+    struct fixture *f = *state;
+    size_t len = 65536 * 2 + 10;
+    char *data = xmalloc(len);
+    memset(data, 'x', len);
+    data[65535] = '\r';
+    data[65536] = '\n'; /* CRLF split over the chunks: no extra byte */
+    data[65537] = '.';  /* dot line in the second chunk */
+    data[131071] = '\n'; /* bare LF ending chunk two */
+    data[131072] = '.';  /* dot line starting chunk three */
+    data[len - 1] = '\n';
+    write_file(f->dir, "big", data, len);
+    char *p = xasprintf("%s/big", f->dir);
+    int fd = open(p, O_RDONLY);
+    free(p);
+    assert_true(fd >= 0);
+    struct mailbox_msg_counts n;
+    assert_int_equal(mailbox_index_count_fd(fd, &n), 0);
+    close(fd);
+    assert_int_equal(n.size, len);
+    assert_int_equal(n.crlf_size, len + 2);
+    assert_int_equal(n.dot_lines, 2);
+    assert_int_equal(n.final_newline, 1);
+    assert_int_equal(mailbox_index_count_fd(-1, &n), -1);
+    free(data);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return xstrdup("");
+    char *data = xcalloc(1, 65536);
+    size_t n = fread(data, 1, 65535, fp);
+    data[n] = '\0';
+    fclose(fp);
+    return data;
+}
+
+static void test_corrupt_index_is_rebuilt_with_new_uidvalidity_and_warning(void **state)
+{
+    struct fixture *f = *state;
+    char *log = xasprintf("%s/log", f->dir);
+    log_set_file(log);
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint32_t uv = mailbox_index_uidvalidity(ix);
+    assert_int_equal(mailbox_index_expunge(ix, 1), 0);
+    mailbox_index_close(&ix);
+
+    write_file(f->dir, "postern-index.lmdb", "this is not an LMDB file at all\n", 32);
+    ix = open_synced(f->dir);
+    assert_true(mailbox_index_uidvalidity(ix) > uv);
+    assert_true(exists(f->dir, "postern-index.lmdb.corrupt"));
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0].uid, 1); /* numbering starts over with the new UIDVALIDITY */
+    mailbox_index_close(&ix);
+    log_set_file("/dev/stderr");
+    char *text = read_text(log);
+    assert_non_null(strstr(text, "warning: mailbox index"));
+    assert_non_null(strstr(text, "rebuilt"));
+    free(text);
+    free(log);
+}
+
+/* A valid LMDB file holding a record we did not write. */
+static void test_bad_record_found_by_sync_rebuilds_the_index(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint32_t uv = mailbox_index_uidvalidity(ix);
+    mailbox_index_close(&ix);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    char *path = xasprintf("%s/postern-index.lmdb", f->dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+    unsigned char key[4] = { 0, 0, 0, 1 };
+    MDB_val k = { 4, key }, v = { 5, "junk!" };
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(path);
+
+    ix = open_synced(f->dir);
+    assert_true(mailbox_index_uidvalidity(ix) > uv);
+    assert_non_null(mailbox_index_find(ix, 1));
+    assert_true(exists(f->dir, "postern-index.lmdb.corrupt"));
+    mailbox_index_close(&ix);
+}
+
+static void test_missing_index_is_rebuilt_with_larger_uidvalidity(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint32_t uv = mailbox_index_uidvalidity(ix);
+    mailbox_index_close(&ix);
+    char *p = xasprintf("%s/postern-index.lmdb", f->dir);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    ix = open_synced(f->dir);
+    assert_true(mailbox_index_uidvalidity(ix) > uv);
+    assert_non_null(mailbox_index_find(ix, 1));
+    mailbox_index_close(&ix);
+}
+
+static void test_lock_nonblocking_returns_1_while_another_holds_it(void **state)
+{
+    struct fixture *f = *state;
+    struct mailbox_index *ix = open_synced(f->dir);
+    /* Another open file description in this process. */
+    char *p = xasprintf("%s/postern-index.lock", f->dir);
+    int other = open(p, O_RDWR | O_CREAT, 0600);
+    free(p);
+    assert_true(other >= 0);
+    assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
+    assert_int_equal(mailbox_index_lock(ix, 1), 1);
+    assert_int_equal(flock(other, LOCK_UN), 0);
+    assert_int_equal(mailbox_index_lock(ix, 1), 0);
+    assert_int_equal(flock(other, LOCK_EX | LOCK_NB), -1);
+    mailbox_index_unlock(ix);
+    assert_int_equal(flock(other, LOCK_EX | LOCK_NB), 0);
+    close(other);
+
+    /* Another process with its own index handle. */
+    int ready[2], done[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(done), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct mailbox_index *child = mailbox_index_open(f->dir, NULL);
+        char c = child != NULL && mailbox_index_lock(child, 0) == 0 ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1 || read(done[0], &c, 1) != 1)
+            _exit(2);
+        _exit(0);
+    }
+    char c = 0;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    assert_int_equal(c, 'y');
+    assert_int_equal(mailbox_index_lock(ix, 1), 1);
+    assert_int_equal(write(done[1], "x", 1), 1);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(mailbox_index_lock(ix, 0), 0);
+    mailbox_index_unlock(ix);
+    for (int i = 0; i < 2; i++) {
+        close(ready[i]);
+        close(done[i]);
+    }
+    mailbox_index_close(&ix);
+}
+
+/* Two handles in one process share the environment (LMDB forbids two). */
+static void test_two_handles_in_one_process_share_the_index(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    struct mailbox_index *a = open_synced(f->dir);
+    struct mailbox_index *b = open_synced(f->dir);
+    assert_int_equal(mailbox_index_uidvalidity(a), mailbox_index_uidvalidity(b));
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    sync_ok(b);
+    sync_ok(a);
+    assert_int_equal(by_base(a, "1700000002.B.host")->uid, 2);
+    assert_int_equal(mailbox_index_lock(a, 1), 0);
+    assert_int_equal(mailbox_index_lock(b, 1), 1);
+    mailbox_index_close(&a);
+    assert_int_equal(mailbox_index_lock(b, 1), 0);
+    sync_ok(b);
+    mailbox_index_close(&b);
+}
+
+/* A handle opened before fork() works in the child (a fresh environment). */
+static void test_handle_inherited_over_fork_reopens_in_the_child(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int ok = mailbox_index_sync(ix, NULL) == 0 && mailbox_index_find(ix, 2) != NULL;
+        mailbox_index_close(&ix);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sync_ok(ix);
+    assert_int_equal(by_base(ix, "1700000002.B.host")->uid, 2);
+    assert_int_equal(mailbox_index_uidnext(ix), 3);
+    mailbox_index_close(&ix);
+}
+
+static void test_open_fails_for_a_missing_maildir(void **state)
+{
+    struct fixture *f = *state;
+    char *missing = xasprintf("%s/nope", f->dir);
+    char *error = NULL;
+    assert_null(mailbox_index_open(missing, &error));
+    assert_non_null(error);
+    assert_non_null(strstr(error, "nope"));
+    free(error);
+    free(missing);
+    /* A Maildir without new/ and cur/ yet is just empty. */
+    char *bare = xasprintf("%s/tmp", f->dir);
+    struct mailbox_index *ix = open_synced(bare);
+    size_t n;
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 0);
+    mailbox_index_close(&ix);
+    free(bare);
+}
+
+struct name_case {
+    const char *name;
+    int ok;
+    const char *base;
+    const char *flags;
+    int has_info;
+    uint64_t time;
+    int has_size;
+    uint64_t size;
+};
+
+static const struct name_case name_cases[] = {
+    { "1700000001.M5P9Q1.host,S=4096", 1, "1700000001.M5P9Q1.host,S=4096", "", 0, 1700000001, 1,
+      4096 },
+    { "1700000001.M5P9Q1.host,S=4096:2,SR", 1, "1700000001.M5P9Q1.host,S=4096", "RS", 1,
+      1700000001, 1, 4096 },
+    { "1700000001.x,S=12,W=14:2,", 1, "1700000001.x,S=12,W=14", "", 1, 1700000001, 1, 12 },
+    { "1700000001.x,S=12x", 1, "1700000001.x,S=12x", "", 0, 1700000001, 0, 0 },
+    { "1700000001.x,S=", 1, "1700000001.x,S=", "", 0, 1700000001, 0, 0 },
+    { "abc:2,a,S,T", 1, "abc", "STa", 1, 0, 0, 0 },
+    { "abc:2,SSS", 1, "abc", "S", 1, 0, 0, 0 },
+    { "abc:1,S", 1, "abc:1,S", "", 0, 0, 0, 0 },
+    { "99999999999999999999999.x", 1, "99999999999999999999999.x", "", 0, 9999999999999999999ULL,
+      0, 0 },
+    { "", 0, NULL, NULL, 0, 0, 0, 0 },
+    { ".", 0, NULL, NULL, 0, 0, 0, 0 },
+    { "..", 0, NULL, NULL, 0, 0, 0, 0 },
+    { ".dotfile", 0, NULL, NULL, 0, 0, 0, 0 },
+    { ":2,S", 0, NULL, NULL, 0, 0, 0, 0 },
+    { "a/b", 0, NULL, NULL, 0, 0, 0, 0 },
+    { "tab\there", 0, NULL, NULL, 0, 0, 0, 0 },
+    { "nl\nhere", 0, NULL, NULL, 0, 0, 0, 0 },
+    { "del\x7fhere", 0, NULL, NULL, 0, 0, 0, 0 },
+};
+
+static void test_parse_name_valid_and_invalid(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(name_cases) / sizeof(name_cases[0]); i++) {
+        const struct name_case *c = &name_cases[i];
+        struct maildir_name r;
+        int got = mailbox_index_parse_name(c->name, strlen(c->name), &r);
+        if (!c->ok) {
+            assert_int_equal(got, -1);
+            continue;
+        }
+        assert_int_equal(got, 0);
+        assert_int_equal(r.base_len, strlen(c->base));
+        assert_memory_equal(c->name, c->base, r.base_len);
+        assert_string_equal(r.flags, c->flags);
+        assert_int_equal(r.has_info, c->has_info);
+        assert_true(r.time == c->time);
+        assert_int_equal(r.has_size, c->has_size);
+        assert_int_equal(r.size, c->size);
+    }
+    /* Length limit, and NUL inside the given length. */
+    char longname[300];
+    memset(longname, 'a', sizeof(longname));
+    struct maildir_name r;
+    assert_int_equal(mailbox_index_parse_name(longname, 255, &r), 0);
+    assert_int_equal(mailbox_index_parse_name(longname, 256, &r), -1);
+    assert_int_equal(mailbox_index_parse_name("ab\0c", 4, &r), -1);
+    /* Too many flag letters are cut at 15. */
+    const char *many = "x:2,ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    assert_int_equal(mailbox_index_parse_name(many, strlen(many), &r), 0);
+    assert_string_equal(r.flags, "ABCDEFGHIJKLMNO");
+    char out[16];
+    assert_int_equal(mailbox_index_normalize_flags("TSPFDRS", out), 0);
+    assert_string_equal(out, "DFPRST");
+    assert_int_equal(mailbox_index_normalize_flags("", out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(mailbox_index_normalize_flags("S ", out), -1);
+    assert_int_equal(errno, EINVAL);
+}
+
+int main(void)
+{
+    log_set_file("/dev/stderr");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_uids_follow_delivery_time_then_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uids_and_uidvalidity_stable_across_reopen, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_new_file_gets_next_uid_and_uids_are_never_reused,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_by_other_tool_keeps_uid_and_bumps_modseq,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vanished_file_is_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skips_dot_files_directories_symlinks_and_tmp, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_same_unique_part_in_new_and_cur_counts_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_set_flags_moves_new_to_cur_and_persists, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_set_flags_on_vanished_file_is_enoent_and_drops_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_flags_and_open_find_a_file_renamed_by_another_tool,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expunge_removes_file_and_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_crlf_size_of_lf_crlf_mixed_empty_and_unterminated_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_fd_across_chunk_boundaries, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_corrupt_index_is_rebuilt_with_new_uidvalidity_and_warning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_record_found_by_sync_rebuilds_the_index, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_index_is_rebuilt_with_larger_uidvalidity,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_nonblocking_returns_1_while_another_holds_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles_in_one_process_share_the_index, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_handle_inherited_over_fork_reopens_in_the_child,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_fails_for_a_missing_maildir, setup, teardown),
+        cmocka_unit_test(test_parse_name_valid_and_invalid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
