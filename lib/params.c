@@ -177,6 +177,28 @@ const struct param_def param_table[] = {
      "Where delivery to /file/name is allowed (alias, forward, include)."},
     {"mailbox_size_limit", "51200000", PARAM_SIZE,
      "Largest mailbox or Maildir message file, in bytes; 0 no limit."},
+
+    /* POP3 server and authentication. */
+    {"pop3d_timeout", "600s", PARAM_TIME,
+     "Postern: idle time after which pop3d drops a client (RFC 1939: at least 10 minutes)."},
+    {"pop3d_error_limit", "10", PARAM_INT,
+     "Postern: protocol errors after which pop3d disconnects a client."},
+    {"pop3d_session_limit", "1000", PARAM_INT,
+     "Postern: most POP3 sessions per pop3d process (lowered to fit the open file limit)."},
+    {"pop3d_tls_cert_file", "$smtpd_tls_cert_file", PARAM_STR,
+     "Postern: PEM certificate (chain) of the POP3 server."},
+    {"pop3d_tls_key_file", "$smtpd_tls_key_file", PARAM_STR,
+     "Postern: PEM private key of the POP3 server."},
+    {"pop3d_tls_wrappermode", "no", PARAM_BOOL,
+     "Postern: TLS from the first byte (POP3S, port 995) instead of STLS."},
+    {"disable_plaintext_auth", "yes", PARAM_BOOL,
+     "Postern (Dovecot's name): refuse passwords without TLS, except from mynetworks."},
+    {"auth_failure_delay", "2s", PARAM_TIME,
+     "Postern: delay before answering a failed login."},
+    {"auth_failure_limit", "10", PARAM_INT,
+     "Postern: failed logins from one address within auth_failure_window before it is refused."},
+    {"auth_failure_window", "60s", PARAM_TIME,
+     "Postern: time over which auth_failure_limit counts failures."},
 };
 
 const size_t param_table_count = sizeof(param_table) / sizeof(param_table[0]);
