@@ -8,7 +8,7 @@ TEST_DEPS   = python3-pytest swaks pflogsumm lmdb-utils dnsmasq-base clang-14 li
 RUN_DIR    ?= run
 FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz-*.c)))
 
-.PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench clean
+.PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench docs clean
 
 all: build
 
@@ -50,6 +50,9 @@ test: build test-deps
 
 bench: build test-deps
 	@sh bench/run-all.sh $(BUILD)
+
+docs: build
+	@/usr/bin/python3 tools/update-param-doc.py $(BUILD)/postconf docs/postconf.md
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz

@@ -38,8 +38,33 @@ static void usage(void)
 {
     fprintf(stderr, "usage: postconf [-c config_dir] [-dhnx] [name ...]\n"
                     "       postconf [-c config_dir] -e name=value ...\n"
-                    "       postconf [-c config_dir] -M [service[/type] ...]\n");
+                    "       postconf [-c config_dir] -M [service[/type] ...]\n"
+                    "       postconf -T    (the parameter table of docs/postconf.md)\n");
     exit(1);
+}
+
+/* The documentation table comes from the same param_table[] as the
+   parser and -d, so docs/postconf.md cannot drift from the code. */
+static int print_doc_table(void)
+{
+    static const char *type_names[] = {
+        [PARAM_STR] = "text", [PARAM_INT] = "integer", [PARAM_BOOL] = "boolean",
+        [PARAM_TIME] = "time", [PARAM_SIZE] = "bytes",
+    };
+    printf("| Name | Type | Default | Meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < param_table_count; i++) {
+        const struct param_def *p = &param_table[i];
+        const char *def = p->default_value;
+        if (strcmp(p->name, "daemon_directory") == 0 || strcmp(p->name, "command_directory") == 0)
+            def = "(build directory)";
+        else if (strcmp(p->name, "myhostname") == 0)
+            def = "(the system's host name)";
+        else if (strcmp(p->name, "mydomain") == 0)
+            def = "($myhostname without its first label)";
+        printf("| `%s` | %s | %s%s%s | %s |\n", p->name, type_names[p->type], *def ? "`" : "",
+               *def ? def : "(empty)", *def ? "`" : "", p->doc);
+    }
+    return 0;
 }
 
 static void fatal(const char *text, const char *suffix)
@@ -204,7 +229,7 @@ int main(int argc, char **argv)
 
     log_init("postconf");
     log_set_cli_mode(1);
-    while ((ch = getopt(argc, argv, "c:dehnxMv")) != -1) {
+    while ((ch = getopt(argc, argv, "c:dehnxMTv")) != -1) {
         switch (ch) {
         case 'c': config_dir = optarg; break;
         case 'd': mode |= MODE_DEFAULTS; break;
@@ -213,6 +238,7 @@ int main(int argc, char **argv)
         case 'n': mode |= MODE_SET_ONLY; break;
         case 'x': mode |= MODE_EXPAND; break;
         case 'M': services = 1; break;
+        case 'T': return print_doc_table();
         case 'v': log_verbose = 1; break;
         default: usage();
         }

@@ -655,3 +655,14 @@ def test_200_parallel_connections_get_greeting_or_421(instance_factory, nofile):
     inst.wait_for_maildir(inst.demo_user, 1)
     assert inst.maillog().count("accept:") < 10
     assert "panic" not in inst.maillog() and "fatal" not in inst.maillog()
+
+
+def test_parameter_doc_table_matches_the_parameter_table():
+    """docs/postconf.md carries the table `postconf -T` prints (make docs)."""
+    build = os.environ["POSTERN_BUILD"]
+    table = subprocess.run([os.path.join(build, "postconf"), "-T"], capture_output=True,
+                           text=True, check=True).stdout
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "postconf.md"),
+               encoding="utf-8").read()
+    assert table.count("\n") > 80
+    assert table in doc, "docs/postconf.md is out of date: run `make docs`"
