@@ -8,7 +8,7 @@ TEST_DEPS   = python3-pytest swaks pflogsumm lmdb-utils dnsmasq-base clang-14 li
 RUN_DIR    ?= run
 FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz-*.c)))
 
-.PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench docs clean
+.PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench bench-pop3 docs clean
 
 all: build
 
@@ -50,6 +50,9 @@ test: build test-deps
 
 bench: build test-deps
 	@sh bench/run-all.sh $(BUILD)
+
+bench-pop3: build test-deps
+	@sh bench/pop3-bench.sh $(BUILD)
 
 docs: build
 	@/usr/bin/python3 tools/update-param-doc.py $(BUILD)/postconf docs/postconf.md

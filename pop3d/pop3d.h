@@ -102,6 +102,7 @@ struct pop3d_session {
     size_t msg_count;
     uint64_t total_size;     /* all messages at login */
     size_t last_accessed;    /* LAST (RFC 1725) */
+    size_t last_seen;        /* highest message seen in earlier sessions (flag S) */
     struct pop3d_stream stream;
 
     /* For the disconnect line. */

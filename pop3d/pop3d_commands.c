@@ -408,7 +408,7 @@ static void cmd_rset(struct pop3d_session *s, struct pop3_command *cmd)
     (void)cmd;
     for (size_t i = 0; i < s->msg_count; i++)
         s->msgs[i].deleted = 0;
-    s->last_accessed = 0;
+    s->last_accessed = s->last_seen;
     pop3d_reply(s, "+OK maildrop has %zu messages (%llu octets)", s->msg_count,
                 (unsigned long long)s->total_size);
 }

@@ -122,7 +122,13 @@ int pop3d_mailbox_open(struct pop3d_session *s, const char *user)
     }
     s->index = index;
     s->maildir = dir;
-    s->last_accessed = 0;
+    /* RFC 1725: LAST counts what earlier sessions read too; fetchmail
+       relies on it to skip mail it kept on the server. */
+    s->last_seen = 0;
+    for (size_t i = 0; i < count; i++)
+        if (strchr(s->msgs[i].flags, 'S') != NULL)
+            s->last_seen = i + 1;
+    s->last_accessed = s->last_seen;
     return 0;
 }
 

@@ -363,6 +363,31 @@ def test_dele_rset_and_quit_remove_only_marked_messages(instance):
     c.cmd("QUIT")
 
 
+def test_last_counts_messages_read_in_earlier_sessions(instance):
+    for i in range(3):
+        put_message(instance, b"Subject: last%d\n\nx\n" % i)
+    c = login(instance)
+    assert c.cmd("LAST") == b"+OK 0"
+    assert c.cmd("RETR 2").startswith(b"+OK")
+    c.lines()
+    assert c.cmd("LAST") == b"+OK 2"
+    assert c.cmd("RSET").startswith(b"+OK")
+    assert c.cmd("LAST") == b"+OK 0"
+    assert c.cmd("RETR 2").startswith(b"+OK")
+    c.lines()
+    assert c.cmd("QUIT") == b"+OK Logging out."
+    # RFC 1725: the next session starts from what was read before (flag S),
+    # and RSET goes back to that, not to 0.
+    c = login(instance)
+    assert c.cmd("LAST") == b"+OK 2"
+    assert c.cmd("RETR 3").startswith(b"+OK")
+    c.lines()
+    assert c.cmd("LAST") == b"+OK 3"
+    assert c.cmd("RSET").startswith(b"+OK")
+    assert c.cmd("LAST") == b"+OK 2"
+    c.cmd("QUIT")
+
+
 def test_dropped_connection_deletes_and_moves_nothing(instance):
     for i in range(2):
         put_message(instance, b"Subject: %d\n\nx\n" % i)
