@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -369,4 +370,30 @@ void server_main(int argc, char **argv, const char *program, enum server_kind ki
         run_event_server();
     run_single_server();
     exit(0);
+}
+
+long long server_fit_session_limit(const char *param, long long limit, int fds_per_session,
+                                   int reserve)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return limit;
+    rlim_t per = (rlim_t)fds_per_session, extra = (rlim_t)reserve;
+    rlim_t sessions = (rlim_t)limit;
+    if (sessions > (RLIM_INFINITY - 1 - extra) / per)
+        sessions = (RLIM_INFINITY - 1 - extra) / per;
+    rlim_t want = sessions * per + extra;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+            msg_warn("setrlimit RLIMIT_NOFILE: %m");
+    }
+    if (rl.rlim_cur >= want)
+        return limit;
+    long long fit = rl.rlim_cur > extra ? (long long)((rl.rlim_cur - extra) / per) : 0;
+    if (fit < 1)
+        fit = 1;
+    msg_warn("%s %lld does not fit in %llu open files; using %lld", param, limit,
+             (unsigned long long)rl.rlim_cur, fit);
+    return fit;
 }

@@ -62,4 +62,13 @@ struct event_loop *server_loop(void);
    skeleton can exit when idle for max_idle after a reload. */
 void server_session_count(int open_sessions);
 
+/* Event servers: raises the soft open-file limit so that limit sessions
+   of fds_per_session descriptors each, plus reserve, fit; when the hard
+   limit does not allow that, returns the number that fits (at least 1)
+   and logs a warning naming param (the session limit parameter).
+   Otherwise returns limit. Extra clients then get a clean "busy" reply
+   instead of accept() failing. */
+long long server_fit_session_limit(const char *param, long long limit, int fds_per_session,
+                                   int reserve);
+
 #endif

@@ -15,7 +15,6 @@
  *	unaccepted in the listen queue.
  */
 #include <stdlib.h>
-#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
@@ -40,31 +39,6 @@ static long long positive(const char *name, long long fallback)
 #define SMTPD_FD_PER_SESSION 2
 #define SMTPD_FD_RESERVE 32
 
-static void fit_session_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-        return;
-    rlim_t sessions = (rlim_t)smtpd_var.process_session_limit;
-    if (sessions > (RLIM_INFINITY - 1 - SMTPD_FD_RESERVE) / SMTPD_FD_PER_SESSION)
-        sessions = (RLIM_INFINITY - 1 - SMTPD_FD_RESERVE) / SMTPD_FD_PER_SESSION;
-    rlim_t want = sessions * SMTPD_FD_PER_SESSION + SMTPD_FD_RESERVE;
-    if (rl.rlim_cur < want) {
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
-            msg_warn("setrlimit RLIMIT_NOFILE: %m");
-    }
-    if (rl.rlim_cur >= want)
-        return;
-    long long fit = rl.rlim_cur > SMTPD_FD_RESERVE
-                        ? (long long)(rl.rlim_cur - SMTPD_FD_RESERVE) / SMTPD_FD_PER_SESSION
-                        : 0;
-    if (fit < 1)
-        fit = 1;
-    msg_warn("smtpd_process_session_limit %lld does not fit in %llu open files; using %lld",
-             smtpd_var.process_session_limit, (unsigned long long)rl.rlim_cur, fit);
-    smtpd_var.process_session_limit = fit;
-}
 
 static void smtpd_init(struct event_loop *loop)
 {
@@ -83,7 +57,9 @@ static void smtpd_init(struct event_loop *loop)
     smtpd_var.soft_error_limit = positive("smtpd_soft_error_limit", 10);
     smtpd_var.error_sleep_ms = config_time("smtpd_error_sleep_time") * 1000;
     smtpd_var.process_session_limit = positive("smtpd_process_session_limit", 1000);
-    fit_session_limit();
+    smtpd_var.process_session_limit = server_fit_session_limit(
+        "smtpd_process_session_limit", smtpd_var.process_session_limit, SMTPD_FD_PER_SESSION,
+        SMTPD_FD_RESERVE);
     smtpd_var.client_connection_limit = config_int("smtpd_client_connection_count_limit");
     smtpd_var.hopcount_limit = positive("hopcount_limit", 50);
     smtpd_var.line_length_limit = config_int("line_length_limit");
