@@ -959,3 +959,13 @@ out:
     free(path);
     return ret;
 }
+
+long long config_int_positive(const char *name, long long fallback)
+{
+    long long v = config_int(name);
+    if (v <= 0) {
+        msg_warn("%s must be positive; using %lld", name, fallback);
+        return fallback;
+    }
+    return v;
+}

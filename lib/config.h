@@ -110,4 +110,8 @@ int config_parse_time(const char *value, long long *secs_r);
    values (not overrides); config_override() on an undeclared name
    defines it (so $name works) without a warning. */
 
+/* config_int(name), or fallback with a warning when it is not positive
+   (a limit of 0 or less would make a daemon refuse everything). */
+long long config_int_positive(const char *name, long long fallback);
+
 #endif

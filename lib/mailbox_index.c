@@ -27,6 +27,10 @@
  *	files new to the index are read (once, to count CRLF size), then one
  *	write transaction applies the changes. The write re-checks the meta
  *	data and starts over if another process changed the index meanwhile.
+ *	The directory listing is freed as soon as it is merged. After a sync
+ *	or flush the process's pages of the read-only map are released
+ *	(madvise; the page cache keeps them), so a daemon holding many
+ *	mailboxes open does not keep every map it read resident.
  * DIAGNOSTICS
  *	Rebuilds are logged with msg_warn; a missing index in a Maildir
  *	that never had one is created with msg_info. Files that cannot be
@@ -45,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -816,6 +821,34 @@ uint64_t mailbox_index_pop3_size(const struct mailbox_index *ix, uint32_t uid)
     return ix->msgs[pos].crlf_size + x->dot_lines + (x->final_newline ? 0 : 2);
 }
 
+/* Drops this process's page-table references to the index map once a
+   sync or flush is done with it: the map is read-only and MAP_SHARED (no
+   MDB_WRITEMAP), so the data stays in the page cache and a later read
+   faults it back in. Without this every session of a long-lived daemon
+   keeps the whole map it touched counted in its resident memory. LMDB
+   does not tell where it mapped the file (me_mapaddr is only set with
+   MDB_FIXEDMAP), so /proc/self/maps is asked; only read-only shared
+   mappings of the index's inode are touched (another file with the same
+   inode number on another device would merely be faulted in again). */
+static void map_release(const struct index_env *e)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL)
+        return;
+    char line[512];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        unsigned long lo, hi, off, ino;
+        unsigned maj, min;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perms, &off, &maj, &min, &ino) != 7)
+            continue;
+        if ((ino_t)ino != e->ino || strlen(perms) < 4 || perms[1] != '-' || perms[3] != 's')
+            continue;
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+    fclose(f);
+}
+
 /*
  * Sync.
  */
@@ -1204,6 +1237,13 @@ static int sync_once(struct mailbox_index *ix, char **error_r)
         return rc;
     }
     merge(&s);
+    /* The directory listing is no longer needed (merge copied what it
+       keeps): free it before reading new files and installing, so the
+       peak does not hold both. */
+    for (size_t i = 0; i < s.ndents; i++)
+        free(s.dents[i].name);
+    xfree(&s.dents);
+    s.ndents = s.adents = 0;
     count_adds(ix, &s);
     if (s.nadds > 0 && (uint64_t)s.m0.uidnext + s.nadds >= UINT32_MAX) {
         sync_state_free(&s);
@@ -1235,8 +1275,10 @@ int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
     for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
         char *error = NULL;
         int rc = sync_once(ix, &error);
-        if (rc == 0)
+        if (rc == 0) {
+            map_release(ix->e);
             return 0;
+        }
         if (rc == -1) {
             if (error_r != NULL)
                 *error_r = error;
@@ -1520,5 +1562,6 @@ int mailbox_index_flush(struct mailbox_index *ix)
         free(ix->gone[i].base);
     ix->gone_count = 0;
     ix->dirty_count = 0;
+    map_release(ix->e);
     return 0;
 }

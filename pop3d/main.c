@@ -21,7 +21,6 @@
  *	refuses every connection (logged once at start).
  */
 #include <stdlib.h>
-#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
@@ -31,16 +30,6 @@
 
 struct pop3d_params pop3d_var;
 
-static long long positive(const char *name, long long fallback)
-{
-    long long v = config_int(name);
-    if (v <= 0) {
-        msg_warn("%s must be positive; using %lld", name, fallback);
-        return fallback;
-    }
-    return v;
-}
-
 /* A logged-in session holds its socket, the index (LMDB data and lock
    files), the mailbox lock and, during RETR, the message: most sessions
    are between commands, so two per session plus a reserve for the
@@ -48,31 +37,6 @@ static long long positive(const char *name, long long fallback)
 #define POP3D_FD_PER_SESSION 2
 #define POP3D_FD_RESERVE 32
 
-static void fit_session_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
-        return;
-    rlim_t sessions = (rlim_t)pop3d_var.session_limit;
-    if (sessions > (RLIM_INFINITY - 1 - POP3D_FD_RESERVE) / POP3D_FD_PER_SESSION)
-        sessions = (RLIM_INFINITY - 1 - POP3D_FD_RESERVE) / POP3D_FD_PER_SESSION;
-    rlim_t want = sessions * POP3D_FD_PER_SESSION + POP3D_FD_RESERVE;
-    if (rl.rlim_cur < want) {
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
-            msg_warn("setrlimit RLIMIT_NOFILE: %m");
-    }
-    if (rl.rlim_cur >= want)
-        return;
-    long long fit = rl.rlim_cur > POP3D_FD_RESERVE
-                        ? (long long)(rl.rlim_cur - POP3D_FD_RESERVE) / POP3D_FD_PER_SESSION
-                        : 0;
-    if (fit < 1)
-        fit = 1;
-    msg_warn("pop3d_session_limit %lld does not fit in %llu open files; using %lld",
-             pop3d_var.session_limit, (unsigned long long)rl.rlim_cur, fit);
-    pop3d_var.session_limit = fit;
-}
 
 static void pop3d_tls_init(void)
 {
@@ -96,9 +60,10 @@ static void pop3d_init(struct event_loop *loop)
     pop3d_var.timeout_ms = config_time("pop3d_timeout") * 1000;
     if (pop3d_var.timeout_ms <= 0)
         pop3d_var.timeout_ms = 600000;
-    pop3d_var.error_limit = positive("pop3d_error_limit", 10);
-    pop3d_var.session_limit = positive("pop3d_session_limit", 1000);
-    fit_session_limit();
+    pop3d_var.error_limit = config_int_positive("pop3d_error_limit", 10);
+    pop3d_var.session_limit = config_int_positive("pop3d_session_limit", 1000);
+    pop3d_var.session_limit = server_fit_session_limit(
+        "pop3d_session_limit", pop3d_var.session_limit, POP3D_FD_PER_SESSION, POP3D_FD_RESERVE);
     pop3d_var.wrappermode = config_bool("pop3d_tls_wrappermode");
     pop3d_tls_init();
     pop3d_session_init(loop);

@@ -49,17 +49,20 @@ enum pop3d_state {
 };
 #define POP3D_STATE_BIT(s) (1u << (s))
 
-/* One message of the session's snapshot, in RFC 1939 numbering order. */
+/* One message of the session's snapshot, in RFC 1939 numbering order.
+   Kept to 16 bytes: a session may hold tens of thousands of these. The
+   file name, base name (UIDL) and flags stay in the mailbox index and
+   are looked up by uid when needed (mailbox_index_find). */
 struct pop3d_msg {
     uint32_t uid;
-    char *path;          /* relative to the Maildir: "new/NAME" or "cur/NAME:2,S" */
-    char *uidl;          /* RFC 1939 unique-id: 1-70 chars 0x21-0x7e */
-    uint64_t size;       /* octets as sent: CRLF line endings, before dot-stuffing */
-    char flags[16];
     unsigned deleted : 1;    /* DELE (undone by RSET) */
     unsigned retrieved : 1;  /* RETR: gets the S flag at QUIT */
     unsigned accessed : 1;   /* RETR or TOP: moves new/ -> cur/ at QUIT */
+    uint64_t size;           /* octets as sent: CRLF line endings, before dot-stuffing */
 };
+
+/* RFC 1939: a unique-id is 1 to 70 characters. */
+#define POP3D_UIDL_SIZE 71
 
 /* RETR/TOP in progress: the file is converted chunk by chunk as the
    client reads, never loaded whole. */
@@ -157,5 +160,7 @@ void pop3d_mailbox_stream_stop(struct pop3d_session *s);
 /* UPDATE: removes DELE'd messages, moves accessed ones to cur/ with S
    for retrieved ones. Returns the number of failures. */
 int pop3d_mailbox_update(struct pop3d_session *s);
+/* Message idx's unique-id, built into buf from its Maildir base name. */
+const char *pop3d_mailbox_uidl(struct pop3d_session *s, size_t idx, char buf[POP3D_UIDL_SIZE]);
 
 #endif

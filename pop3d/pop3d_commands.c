@@ -340,16 +340,17 @@ static void cmd_list(struct pop3d_session *s, struct pop3_command *cmd)
 
 static void cmd_uidl(struct pop3d_session *s, struct pop3_command *cmd)
 {
+    char uidl[POP3D_UIDL_SIZE];
     if (cmd->argc == 1) {
         long i = msg_index(s, cmd->argv[0], 0);
         if (i >= 0)
-            pop3d_reply(s, "+OK %ld %s", i + 1, s->msgs[i].uidl);
+            pop3d_reply(s, "+OK %ld %s", i + 1, pop3d_mailbox_uidl(s, (size_t)i, uidl));
         return;
     }
     pop3d_reply(s, "+OK");
     for (size_t i = 0; i < s->msg_count; i++)
         if (!s->msgs[i].deleted)
-            pop3d_reply(s, "%zu %s", i + 1, s->msgs[i].uidl);
+            pop3d_reply(s, "%zu %s", i + 1, pop3d_mailbox_uidl(s, i, uidl));
     pop3d_reply(s, ".");
 }
 

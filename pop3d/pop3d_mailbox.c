@@ -4,9 +4,12 @@
  * DESCRIPTION
  *	At login the user's Maildir (lib/mailbox_path.c) is opened through
  *	its LMDB index (lib/mailbox_index.h), locked without waiting (a
- *	second POP3 session gets [IN-USE]), synced, and copied into a
- *	snapshot that numbers the messages for this session. Mail delivered
- *	meanwhile lands in new/ and shows in the next session.
+ *	second POP3 session gets [IN-USE]), synced, and numbered for this
+ *	session in a snapshot that keeps only what POP3 changes per message
+ *	(uid, size as sent, DELE/RETR/TOP bits, 16 bytes); file names, base
+ *	names and flags stay in the index and are looked up by uid, the UIDL
+ *	text is built on demand. Mail delivered meanwhile lands in new/ and
+ *	shows in the next session.
  *
  *	Sizes (STAT, LIST, "+OK n octets") are exactly the bytes RETR sends
  *	between its "+OK" line and the final ".\r\n"
@@ -31,6 +34,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,30 +49,40 @@
 
 #define POP3D_READ_CHUNK 16384
 
-static char *make_uidl(const char *base)
+/* The index's entry of a snapshot message. The index keeps every entry
+   until the next sync (which happens only at login), so a miss is a bug. */
+static const struct mailbox_msg *index_msg(const struct pop3d_session *s,
+                                           const struct pop3d_msg *m)
 {
+    const struct mailbox_msg *im = mailbox_index_find(s->index, m->uid);
+    if (im == NULL)
+        msg_panic("pop3d: uid %lu of the snapshot is not in the index of %s",
+                  (unsigned long)m->uid, s->maildir);
+    return im;
+}
+
+const char *pop3d_mailbox_uidl(struct pop3d_session *s, size_t idx, char buf[POP3D_UIDL_SIZE])
+{
+    const char *base = index_msg(s, &s->msgs[idx])->base;
     size_t len = strlen(base);
-    int ok = len >= 1 && len <= 70;
+    int ok = len >= 1 && len < POP3D_UIDL_SIZE;
     for (size_t i = 0; ok && i < len; i++)
         ok = (unsigned char)base[i] >= 0x21 && (unsigned char)base[i] <= 0x7e;
-    if (ok)
-        return xstrdup(base);
+    if (ok) {
+        memcpy(buf, base, len + 1);
+        return buf;
+    }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     if (EVP_Digest(base, len, md, &md_len, EVP_sha256(), NULL) != 1 || md_len < 32)
         msg_fatal("SHA-256 is not available");
-    char *hex = xmalloc(2 * 32 + 1);
     for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return hex;
+        snprintf(buf + 2 * i, 3, "%02x", md[i]);
+    return buf;
 }
 
 static void snapshot_free(struct pop3d_session *s)
 {
-    for (size_t i = 0; i < s->msg_count; i++) {
-        free(s->msgs[i].path);
-        free(s->msgs[i].uidl);
-    }
     xfree(&s->msgs);
     s->msg_count = 0;
 }
@@ -111,24 +125,24 @@ int pop3d_mailbox_open(struct pop3d_session *s, const char *user)
     s->msgs = count ? xcalloc(count, sizeof(*s->msgs)) : NULL;
     s->msg_count = count;
     s->total_size = 0;
-    for (size_t i = 0; i < count; i++) {
-        struct pop3d_msg *m = &s->msgs[i];
-        m->uid = msgs[i].uid;
-        m->path = xstrdup(msgs[i].path);
-        m->uidl = make_uidl(msgs[i].base);
-        m->size = mailbox_index_pop3_size(index, msgs[i].uid);
-        snprintf(m->flags, sizeof(m->flags), "%s", msgs[i].flags);
-        s->total_size += m->size;
-    }
-    s->index = index;
-    s->maildir = dir;
     /* RFC 1725: LAST counts what earlier sessions read too; fetchmail
        relies on it to skip mail it kept on the server. */
     s->last_seen = 0;
-    for (size_t i = 0; i < count; i++)
-        if (strchr(s->msgs[i].flags, 'S') != NULL)
+    for (size_t i = 0; i < count; i++) {
+        struct pop3d_msg *m = &s->msgs[i];
+        m->uid = msgs[i].uid;
+        m->size = mailbox_index_pop3_size(index, msgs[i].uid);
+        s->total_size += m->size;
+        if (strchr(msgs[i].flags, 'S') != NULL)
             s->last_seen = i + 1;
+    }
+    s->index = index;
+    s->maildir = dir;
     s->last_accessed = s->last_seen;
+    /* The sync's scratch (directory listing, records read) is freed but
+       glibc keeps the pages in the heap; with many sessions in one
+       process that would count as each session's memory. */
+    malloc_trim(0);
     return 0;
 }
 
@@ -139,6 +153,9 @@ void pop3d_mailbox_close(struct pop3d_session *s)
     if (s->index != NULL) {
         mailbox_index_unlock(s->index);
         mailbox_index_close(&s->index);
+        /* Give back what the session's index, LMDB's write buffers and
+           the UPDATE left in the heap before the next login. */
+        malloc_trim(0);
     }
     xfree(&s->maildir);
 }
@@ -152,9 +169,10 @@ int pop3d_mailbox_stream_start(struct pop3d_session *s, size_t idx, long long bo
     int fd = mailbox_index_open_msg(s->index, m->uid);
     if (fd < 0) {
         if (errno == ENOENT)
-            msg_warn("%s: message %s vanished during the session", s->login, m->path);
+            msg_warn("%s: message %s vanished during the session", s->login,
+                     index_msg(s, m)->path);
         else
-            msg_warn("%s: cannot open %s/%s: %m", s->login, s->maildir, m->path);
+            msg_warn("%s: cannot open %s/%s: %m", s->login, s->maildir, index_msg(s, m)->path);
         pop3d_reply(s, "-ERR [SYS/TEMP] Cannot read message %zu.", idx + 1);
         return -1;
     }
@@ -249,7 +267,8 @@ static void stream_end(struct pop3d_session *s)
     }
     buf_append(out, ".\r\n", 3);
     if (!partial && st->sent != st->msg->size)
-        msg_warn("%s: message %s: announced %llu octets, sent %llu", s->login, st->msg->path,
+        msg_warn("%s: message %s: announced %llu octets, sent %llu", s->login,
+                 index_msg(s, st->msg)->path,
                  (unsigned long long)st->msg->size, (unsigned long long)st->sent);
 }
 
@@ -264,7 +283,7 @@ int pop3d_mailbox_stream_fill(struct pop3d_session *s, size_t limit)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            msg_warn("%s: read %s: %m", s->login, st->msg->path);
+            msg_warn("%s: read %s: %m", s->login, index_msg(s, st->msg)->path);
             return -1;
         }
         if (n == 0) {
@@ -315,14 +334,19 @@ int pop3d_mailbox_update(struct pop3d_session *s)
         struct pop3d_msg *m = &s->msgs[i];
         if (m->deleted || !m->accessed)
             continue;
-        char flags[sizeof(m->flags)];
-        snprintf(flags, sizeof(flags), "%s", m->flags);
+        const struct mailbox_msg *im = index_msg(s, m);
+        char flags[sizeof(im->flags)];
+        snprintf(flags, sizeof(flags), "%s", im->flags);
         if (m->retrieved)
             add_flag(flags, sizeof(flags), 'S');
-        if (strncmp(m->path, "new/", 4) != 0 && strcmp(flags, m->flags) == 0)
+        if (strncmp(im->path, "new/", 4) != 0 && strcmp(flags, im->flags) == 0)
             continue;
-        if (mailbox_index_set_flags(s->index, m->uid, flags) < 0 && errno != ENOENT)
-            msg_warn("%s: cannot set flags of %s: %m", s->login, m->path);
+        if (mailbox_index_set_flags(s->index, m->uid, flags) < 0 && errno != ENOENT) {
+            int saved = errno;
+            const struct mailbox_msg *now = mailbox_index_find(s->index, m->uid);
+            errno = saved;
+            msg_warn("%s: cannot set flags of %s: %m", s->login, now ? now->path : "a message");
+        }
     }
     if (mailbox_index_flush(s->index) < 0)
         msg_warn("%s: cannot write the index of %s: %m", s->login, s->maildir);

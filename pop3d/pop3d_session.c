@@ -31,6 +31,7 @@
  *	"disconnect: user=<>, rip=ADDR" for sessions that never logged in,
  *	"timeout: rip=ADDR", "too many errors: rip=ADDR".
  */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,9 @@
 #define POP3D_IN_MAX   (16 * 1024)
 #define POP3D_OUT_MAX  (256 * 1024)
 #define POP3D_OUT_FILL (64 * 1024)
+/* An emptied output buffer larger than this is given back (see
+   session_pump); RETR/TOP streaming stays below it. */
+#define POP3D_OUT_KEEP (4 * POP3D_OUT_FILL)
 #define POP3D_SASL_MAX 8192
 /* Fill/flush turns per session and loop round, so one fast reader of a
    big message cannot starve the other sessions. */
@@ -367,6 +371,12 @@ static void session_pump(struct pop3d_session *s)
             return;
         if (rc != 0)
             break;
+        /* LIST and UIDL of a big mailbox queue the whole listing: do not
+           keep a buffer that size for the rest of the session. */
+        if (s->conn->out.len == 0 && s->conn->out.size > POP3D_OUT_KEEP) {
+            buf_free(&s->conn->out);
+            malloc_trim(0);
+        }
         /* All written: go on only when something more can be produced. */
         if (s->stream.fd < 0 &&
             !(processable(s) && s->conn->in.len > 0 && memchr(s->conn->in.data, '\n',

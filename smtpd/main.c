@@ -23,16 +23,6 @@
 
 struct smtpd_params smtpd_var;
 
-static long long positive(const char *name, long long fallback)
-{
-    long long v = config_int(name);
-    if (v <= 0) {
-        msg_warn("%s must be positive; using %lld", name, fallback);
-        return fallback;
-    }
-    return v;
-}
-
 /* A session holds its socket and, during DATA, its queue file; the
    reserve covers the listener, log, tables, the qmgr connection, group
    commit and the descriptor a refused client needs for its 421. */
@@ -53,15 +43,15 @@ static void smtpd_init(struct event_loop *loop)
     smtpd_var.timeout_ms = config_time("smtpd_timeout") * 1000;
     if (smtpd_var.timeout_ms <= 0)
         smtpd_var.timeout_ms = 300000;
-    smtpd_var.hard_error_limit = positive("smtpd_hard_error_limit", 20);
-    smtpd_var.soft_error_limit = positive("smtpd_soft_error_limit", 10);
+    smtpd_var.hard_error_limit = config_int_positive("smtpd_hard_error_limit", 20);
+    smtpd_var.soft_error_limit = config_int_positive("smtpd_soft_error_limit", 10);
     smtpd_var.error_sleep_ms = config_time("smtpd_error_sleep_time") * 1000;
-    smtpd_var.process_session_limit = positive("smtpd_process_session_limit", 1000);
+    smtpd_var.process_session_limit = config_int_positive("smtpd_process_session_limit", 1000);
     smtpd_var.process_session_limit = server_fit_session_limit(
         "smtpd_process_session_limit", smtpd_var.process_session_limit, SMTPD_FD_PER_SESSION,
         SMTPD_FD_RESERVE);
     smtpd_var.client_connection_limit = config_int("smtpd_client_connection_count_limit");
-    smtpd_var.hopcount_limit = positive("hopcount_limit", 50);
+    smtpd_var.hopcount_limit = config_int_positive("hopcount_limit", 50);
     smtpd_var.line_length_limit = config_int("line_length_limit");
     if (smtpd_var.line_length_limit < 512)
         smtpd_var.line_length_limit = 512;   /* RFC 5321 4.5.3.1.4 minimum */
