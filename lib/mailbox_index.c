@@ -31,6 +31,13 @@
  *	or flush the process's pages of the read-only map are released
  *	(madvise; the page cache keeps them), so a daemon holding many
  *	mailboxes open does not keep every map it read resident.
+ *
+ *	mailbox_index_drop_messages() frees the array for a caller that took
+ *	its own snapshot (pop3d): single messages are then read from LMDB
+ *	on demand into a per-handle scratch entry (strings in fixed buffers,
+ *	no malloc per lookup); changes wait in a sorted pending list and
+ *	expunged UIDs in the sorted gone list until the flush. Asking for
+ *	the whole array again rebuilds it from LMDB with those laid over.
  * DIAGNOSTICS
  *	Rebuilds are logged with msg_warn; a missing index in a Maildir
  *	that never had one is created with msg_info. Files that cannot be
@@ -68,6 +75,8 @@
 #define MAP_START ((size_t)16 << 20)
 #define MAP_CAP ((uint64_t)4 << 30)
 #define SYNC_ATTEMPTS 5
+#define PENDING_LIMIT 1024 /* changed records kept by a dropped handle before a flush */
+#define RELEASE_EVERY 256  /* on-demand lookups between releases of the map's pages */
 
 /* Our own result codes, beside LMDB's (-30800..-30780) and errno values. */
 #define IX_RETRY (-29001)
@@ -103,6 +112,12 @@ struct gone {
     char *base;
 };
 
+/* A changed message of a handle whose array is dropped. */
+struct pending {
+    struct mailbox_msg m;
+    struct msg_extra x;
+};
+
 struct mailbox_index {
     char *maildir;
     char *db_path;
@@ -114,8 +129,19 @@ struct mailbox_index {
     struct msg_extra *extra;
     size_t count;
     size_t dirty_count;
-    struct gone *gone; /* expunged or vanished, not yet deleted in LMDB */
+    struct gone *gone; /* expunged or vanished, not yet deleted in LMDB; by UID */
     size_t gone_count;
+    /* After mailbox_index_drop_messages: msgs is empty, messages are read
+       from LMDB on demand into scratch; changes wait in pending (by UID,
+       counted in dirty_count) until a flush. */
+    int dropped;
+    struct pending *pending;
+    size_t pending_count, pending_alloc;
+    unsigned lookups; /* since the map's pages were last released */
+    struct mailbox_msg scratch;
+    struct msg_extra scratch_x;
+    char scratch_base[RECORD_MAX];
+    char scratch_path[RECORD_MAX];
 };
 
 /*
@@ -292,10 +318,12 @@ static size_t record_encode(const struct mailbox_msg *m, const struct msg_extra 
     return RECORD_HEAD + bl + pl + fl;
 }
 
-/* Copies a record out of LMDB's memory. Returns 0, or -1 if it is not
-   one we wrote (m is untouched then). */
-static int record_decode(const unsigned char *d, size_t len, uint32_t uid,
-                         struct mailbox_msg *m, struct msg_extra *x)
+/* Checks a record and fills m and x except base and path, which are
+   returned as pointers into d. Returns 0, or -1 if it is not one we
+   wrote (m is untouched then). */
+static int record_parse(const unsigned char *d, size_t len, uint32_t uid, struct mailbox_msg *m,
+                        struct msg_extra *x, const char **base_r, size_t *bl_r,
+                        const char **path_r, size_t *pl_r)
 {
     if (len < RECORD_HEAD || d[0] != RECORD_FORMAT || d[1] > 1)
         return -1;
@@ -314,8 +342,10 @@ static int record_decode(const unsigned char *d, size_t len, uint32_t uid,
         return -1;
     memset(m, 0, sizeof(*m));
     m->uid = uid;
-    m->base = xstrndup(base, bl);
-    m->path = xstrndup(path, pl);
+    *base_r = base;
+    *bl_r = bl;
+    *path_r = path;
+    *pl_r = pl;
     memcpy(m->flags, flags, fl);
     m->flags[fl] = '\0';
     m->size = size;
@@ -325,6 +355,20 @@ static int record_decode(const unsigned char *d, size_t len, uint32_t uid,
     x->dot_lines = get_u64(d + 34);
     x->final_newline = d[1];
     x->dirty = 0;
+    return 0;
+}
+
+/* Copies a record out of LMDB's memory. Returns 0, or -1 if it is not
+   one we wrote (m is untouched then). */
+static int record_decode(const unsigned char *d, size_t len, uint32_t uid,
+                         struct mailbox_msg *m, struct msg_extra *x)
+{
+    const char *base, *path;
+    size_t bl, pl;
+    if (record_parse(d, len, uid, m, x, &base, &bl, &path, &pl) < 0)
+        return -1;
+    m->base = xstrndup(base, bl);
+    m->path = xstrndup(path, pl);
     return 0;
 }
 
@@ -713,6 +757,8 @@ struct mailbox_index *mailbox_index_open(const char *maildir, char **error_r)
     return ix;
 }
 
+static void pending_free(struct mailbox_index *ix);
+
 static void msgs_free(struct mailbox_index *ix)
 {
     for (size_t i = 0; i < ix->count; i++)
@@ -736,6 +782,7 @@ void mailbox_index_close(struct mailbox_index **index_p)
     if (ix->lock_fd >= 0)
         close(ix->lock_fd);
     msgs_free(ix);
+    pending_free(ix);
     for (size_t i = 0; i < ix->gone_count; i++)
         free(ix->gone[i].base);
     free(ix->gone);
@@ -779,9 +826,13 @@ uint32_t mailbox_index_uidnext(const struct mailbox_index *ix)
     return ix->meta.uidnext;
 }
 
+static void undrop(struct mailbox_index *ix);
+
 const struct mailbox_msg *mailbox_index_messages(const struct mailbox_index *ix,
                                                  size_t *count_r)
 {
+    if (ix->dropped)
+        undrop((struct mailbox_index *)ix); /* the handle is ours (malloc'd) */
     *count_r = ix->count;
     return ix->msgs;
 }
@@ -806,19 +857,163 @@ static ssize_t find_pos(const struct mailbox_index *ix, uint32_t uid)
     return -1;
 }
 
+static void map_release(const struct index_env *e);
+
+static ssize_t gone_pos(const struct mailbox_index *ix, uint32_t uid, int *found_r)
+{
+    size_t lo = 0, hi = ix->gone_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix->gone[mid].uid == uid) {
+            *found_r = 1;
+            return (ssize_t)mid;
+        }
+        if (ix->gone[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found_r = 0;
+    return (ssize_t)lo;
+}
+
+/* Keeps gone sorted by UID: a dropped handle asks it on every lookup. */
+static void gone_add(struct mailbox_index *ix, uint32_t uid, char *base)
+{
+    int found;
+    size_t at = (size_t)gone_pos(ix, uid, &found);
+    if (found) {
+        free(base);
+        return;
+    }
+    ix->gone = xreallocarray(ix->gone, ix->gone_count + 1, sizeof(*ix->gone));
+    memmove(&ix->gone[at + 1], &ix->gone[at], (ix->gone_count - at) * sizeof(*ix->gone));
+    ix->gone[at].uid = uid;
+    ix->gone[at].base = base;
+    ix->gone_count++;
+}
+
+static ssize_t pending_pos(const struct mailbox_index *ix, uint32_t uid, int *found_r)
+{
+    size_t lo = 0, hi = ix->pending_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix->pending[mid].m.uid == uid) {
+            *found_r = 1;
+            return (ssize_t)mid;
+        }
+        if (ix->pending[mid].m.uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found_r = 0;
+    return (ssize_t)lo;
+}
+
+static void pending_free(struct mailbox_index *ix)
+{
+    for (size_t i = 0; i < ix->pending_count; i++)
+        msg_free(&ix->pending[i].m);
+    xfree(&ix->pending);
+    ix->pending_count = ix->pending_alloc = 0;
+}
+
+/* Reads one record of a dropped handle into its scratch entry with a
+   short read transaction. */
+static struct mailbox_msg *db_lookup(struct mailbox_index *ix, uint32_t uid,
+                                     struct msg_extra **x_r)
+{
+    if (index_ready(ix, NULL) < 0)
+        return NULL;
+    struct index_env *e = ix->e;
+    MDB_txn *txn;
+    int rc = txn_begin(e, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        msg_warn("mailbox index %s: read: %s", ix->db_path, rc_text(rc));
+        return NULL;
+    }
+    unsigned char key[4];
+    uid_key(uid, key);
+    MDB_val k = { 4, key }, v;
+    struct mailbox_msg *result = NULL;
+    rc = mdb_get(txn, e->msgs, &k, &v);
+    if (rc == 0) {
+        const char *base, *path;
+        size_t bl, pl;
+        struct mailbox_msg m;
+        struct msg_extra x;
+        if (record_parse(v.mv_data, v.mv_size, uid, &m, &x, &base, &bl, &path, &pl) < 0 ||
+            bl >= sizeof(ix->scratch_base) || pl >= sizeof(ix->scratch_path)) {
+            msg_warn("mailbox index %s: bad record of uid %u", ix->db_path, uid);
+        } else {
+            memcpy(ix->scratch_base, base, bl);
+            ix->scratch_base[bl] = '\0';
+            memcpy(ix->scratch_path, path, pl);
+            ix->scratch_path[pl] = '\0';
+            m.base = ix->scratch_base;
+            m.path = ix->scratch_path;
+            ix->scratch = m;
+            ix->scratch_x = x;
+            result = &ix->scratch;
+            *x_r = &ix->scratch_x;
+        }
+    } else if (rc != MDB_NOTFOUND) {
+        msg_warn("mailbox index %s: read: %s", ix->db_path, rc_text(rc));
+    }
+    mdb_txn_abort(txn);
+    /* A listing of every message would otherwise leave the whole map
+       resident in this process again. */
+    if (++ix->lookups >= RELEASE_EVERY) {
+        ix->lookups = 0;
+        map_release(e);
+    }
+    return result;
+}
+
+/* The message with this UID, NULL if none. pos_r: its index in the
+   array, -1 for a pending entry, -2 for the scratch entry. */
+static struct mailbox_msg *msg_get(struct mailbox_index *ix, uint32_t uid,
+                                   struct msg_extra **x_r, ssize_t *pos_r)
+{
+    if (!ix->dropped) {
+        ssize_t pos = find_pos(ix, uid);
+        *pos_r = pos;
+        if (pos < 0)
+            return NULL;
+        *x_r = &ix->extra[pos];
+        return &ix->msgs[pos];
+    }
+    int found;
+    (void)gone_pos(ix, uid, &found);
+    if (found)
+        return NULL;
+    ssize_t at = pending_pos(ix, uid, &found);
+    if (found) {
+        *pos_r = -1;
+        *x_r = &ix->pending[at].x;
+        return &ix->pending[at].m;
+    }
+    *pos_r = -2;
+    return db_lookup(ix, uid, x_r);
+}
+
 const struct mailbox_msg *mailbox_index_find(const struct mailbox_index *ix, uint32_t uid)
 {
-    ssize_t pos = find_pos(ix, uid);
-    return pos < 0 ? NULL : &ix->msgs[pos];
+    struct msg_extra *x;
+    ssize_t pos;
+    /* The handle is ours (malloc'd); a dropped one reads into its scratch. */
+    return msg_get((struct mailbox_index *)ix, uid, &x, &pos);
 }
 
 uint64_t mailbox_index_pop3_size(const struct mailbox_index *ix, uint32_t uid)
 {
-    ssize_t pos = find_pos(ix, uid);
-    if (pos < 0)
+    struct msg_extra *x;
+    ssize_t pos;
+    const struct mailbox_msg *m = msg_get((struct mailbox_index *)ix, uid, &x, &pos);
+    if (m == NULL)
         return 0;
-    const struct msg_extra *x = &ix->extra[pos];
-    return ix->msgs[pos].crlf_size + x->dot_lines + (x->final_newline ? 0 : 2);
+    return m->crlf_size + x->dot_lines + (x->final_newline ? 0 : 2);
 }
 
 /* Drops this process's page-table references to the index map once a
@@ -1271,6 +1466,8 @@ int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
         errno = saved;
         return -1;
     }
+    /* The flush left nothing pending: install() builds a new array. */
+    ix->dropped = 0;
     int rebuilt = 0;
     for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
         char *error = NULL;
@@ -1339,12 +1536,23 @@ static char *locate_base(struct mailbox_index *ix, const char *base)
     return result;
 }
 
-static void forget(struct mailbox_index *ix, size_t pos)
+/* Drops the message m (from msg_get, which gave pos) from the view. */
+static void forget(struct mailbox_index *ix, struct mailbox_msg *m, ssize_t pos)
 {
-    struct mailbox_msg *m = &ix->msgs[pos];
-    ix->gone = xreallocarray(ix->gone, ix->gone_count + 1, sizeof(*ix->gone));
-    ix->gone[ix->gone_count].uid = m->uid;
-    ix->gone[ix->gone_count++].base = m->base;
+    if (pos < 0) {
+        gone_add(ix, m->uid, xstrdup(m->base));
+        int found;
+        ssize_t at = pending_pos(ix, m->uid, &found);
+        if (found) {
+            msg_free(&ix->pending[at].m);
+            memmove(&ix->pending[at], &ix->pending[at + 1],
+                    (ix->pending_count - (size_t)at - 1) * sizeof(*ix->pending));
+            ix->pending_count--;
+            ix->dirty_count--;
+        }
+        return;
+    }
+    gone_add(ix, m->uid, m->base);
     m->base = NULL;
     if (ix->extra[pos].dirty)
         ix->dirty_count--;
@@ -1354,16 +1562,42 @@ static void forget(struct mailbox_index *ix, size_t pos)
     ix->count--;
 }
 
-static void set_path(struct mailbox_index *ix, size_t pos, char *path, const char *flags)
+/* Gives m (from msg_get, which gave pos and x) a new file; path is
+   taken over. */
+static void set_path(struct mailbox_index *ix, struct mailbox_msg *m, struct msg_extra *x,
+                     ssize_t pos, char *path, const char *flags)
 {
-    struct mailbox_msg *m = &ix->msgs[pos];
+    if (pos == -2) {
+        /* The scratch entry of a dropped handle becomes a pending one. */
+        int found;
+        size_t at = (size_t)pending_pos(ix, m->uid, &found);
+        if (ix->pending_count == ix->pending_alloc) {
+            ix->pending_alloc = ix->pending_alloc ? ix->pending_alloc * 2 : 16;
+            ix->pending = xreallocarray(ix->pending, ix->pending_alloc, sizeof(*ix->pending));
+        }
+        memmove(&ix->pending[at + 1], &ix->pending[at],
+                (ix->pending_count - at) * sizeof(*ix->pending));
+        ix->pending_count++;
+        struct pending *p = &ix->pending[at];
+        p->m = *m;
+        p->m.base = xstrdup(m->base);
+        p->m.path = NULL;
+        p->x = *x;
+        p->x.dirty = 0;
+        m = &p->m;
+        x = &p->x;
+    }
     free(m->path);
     m->path = path;
     snprintf(m->flags, sizeof(m->flags), "%s", flags);
-    if (!ix->extra[pos].dirty) {
-        ix->extra[pos].dirty = 1;
+    if (!x->dirty) {
+        x->dirty = 1;
         ix->dirty_count++;
     }
+    /* Bounds what a dropped handle keeps; the write is one transaction
+       per PENDING_LIMIT changes instead of one at the end. */
+    if (ix->dropped && ix->pending_count >= PENDING_LIMIT)
+        (void)mailbox_index_flush(ix);
 }
 
 int mailbox_index_set_flags(struct mailbox_index *ix, uint32_t uid, const char *flags)
@@ -1371,12 +1605,13 @@ int mailbox_index_set_flags(struct mailbox_index *ix, uint32_t uid, const char *
     char norm[16];
     if (mailbox_index_normalize_flags(flags, norm) < 0)
         return -1;
-    ssize_t pos = find_pos(ix, uid);
-    if (pos < 0) {
+    struct msg_extra *x;
+    ssize_t pos;
+    struct mailbox_msg *m = msg_get(ix, uid, &x, &pos);
+    if (m == NULL) {
         errno = ENOENT;
         return -1;
     }
-    struct mailbox_msg *m = &ix->msgs[pos];
     char *path = xasprintf("cur/%s:2,%s", m->base, norm);
     if (strcmp(path, m->path) == 0) {
         free(path);
@@ -1402,27 +1637,29 @@ int mailbox_index_set_flags(struct mailbox_index *ix, uint32_t uid, const char *
     if (r < 0) {
         free(path);
         if (saved == ENOENT)
-            forget(ix, (size_t)pos);
+            forget(ix, m, pos);
         errno = saved;
         return -1;
     }
-    set_path(ix, (size_t)pos, path, norm);
+    set_path(ix, m, x, pos, path, norm);
     return 0;
 }
 
 int mailbox_index_open_msg(struct mailbox_index *ix, uint32_t uid)
 {
-    ssize_t pos = find_pos(ix, uid);
-    if (pos < 0) {
+    struct msg_extra *x;
+    ssize_t pos;
+    struct mailbox_msg *m = msg_get(ix, uid, &x, &pos);
+    if (m == NULL) {
         errno = ENOENT;
         return -1;
     }
-    char *full = xasprintf("%s/%s", ix->maildir, ix->msgs[pos].path);
+    char *full = xasprintf("%s/%s", ix->maildir, m->path);
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     free(full);
     if (fd >= 0 || errno != ENOENT)
         return fd;
-    char *moved = locate_base(ix, ix->msgs[pos].base);
+    char *moved = locate_base(ix, m->base);
     if (moved == NULL) {
         errno = ENOENT;
         return -1;
@@ -1438,7 +1675,7 @@ int mailbox_index_open_msg(struct mailbox_index *ix, uint32_t uid)
     const char *name = moved + 4;
     if (mailbox_index_parse_name(name, strlen(name), &p) < 0)
         p.flags[0] = '\0';
-    set_path(ix, (size_t)pos, moved, p.flags);
+    set_path(ix, m, x, pos, moved, p.flags);
     return fd;
 }
 
@@ -1446,16 +1683,18 @@ int mailbox_index_expunge_uids(struct mailbox_index *ix, const uint32_t *uids, s
 {
     int first_errno = 0;
     for (size_t i = 0; i < count; i++) {
-        ssize_t pos = find_pos(ix, uids[i]);
-        if (pos < 0) {
+        struct msg_extra *x;
+        ssize_t pos;
+        struct mailbox_msg *m = msg_get(ix, uids[i], &x, &pos);
+        if (m == NULL) {
             if (first_errno == 0)
                 first_errno = ENOENT;
             continue;
         }
-        char *full = xasprintf("%s/%s", ix->maildir, ix->msgs[pos].path);
+        char *full = xasprintf("%s/%s", ix->maildir, m->path);
         int r = unlink(full);
         if (r < 0 && errno == ENOENT) {
-            char *moved = locate_base(ix, ix->msgs[pos].base);
+            char *moved = locate_base(ix, m->base);
             if (moved != NULL) {
                 free(full);
                 full = xasprintf("%s/%s", ix->maildir, moved);
@@ -1472,7 +1711,7 @@ int mailbox_index_expunge_uids(struct mailbox_index *ix, const uint32_t *uids, s
             continue;
         }
         free(full);
-        forget(ix, (size_t)pos);
+        forget(ix, m, pos);
     }
     if (mailbox_index_flush(ix) < 0 && first_errno == 0)
         first_errno = errno;
@@ -1526,6 +1765,15 @@ static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
             return rc;
         m.modseq++;
     }
+    for (size_t i = 0; i < ix->pending_count; i++) {
+        struct mailbox_msg copy = ix->pending[i].m;
+        copy.modseq = m.modseq + 1;
+        uid_key(copy.uid, key);
+        MDB_val k = { 4, key }, v = { record_encode(&copy, &ix->pending[i].x, rec), rec };
+        if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+            return rc;
+        m.modseq++;
+    }
     if ((rc = meta_put(txn, e, &m)) != 0)
         return rc;
     return 0;
@@ -1549,6 +1797,8 @@ int mailbox_index_flush(struct mailbox_index *ix)
                 ix->extra[i].dirty = 0;
             }
         }
+        modseq += ix->pending_count;
+        pending_free(ix);
         if (rc == 0)
             ix->meta.modseq = modseq;
         rc = 0;
@@ -1564,4 +1814,82 @@ int mailbox_index_flush(struct mailbox_index *ix)
     ix->dirty_count = 0;
     map_release(ix->e);
     return 0;
+}
+
+/*
+ * Dropping the array.
+ */
+
+void mailbox_index_drop_messages(struct mailbox_index *ix)
+{
+    if (ix->dropped)
+        return;
+    /* Changes not yet written move over to pending (UID order kept). */
+    for (size_t i = 0; i < ix->count; i++) {
+        if (!ix->extra[i].dirty) {
+            msg_free(&ix->msgs[i]);
+            continue;
+        }
+        if (ix->pending_count == ix->pending_alloc) {
+            ix->pending_alloc = ix->pending_alloc ? ix->pending_alloc * 2 : 16;
+            ix->pending = xreallocarray(ix->pending, ix->pending_alloc, sizeof(*ix->pending));
+        }
+        ix->pending[ix->pending_count].m = ix->msgs[i];
+        ix->pending[ix->pending_count++].x = ix->extra[i];
+    }
+    xfree(&ix->msgs);
+    xfree(&ix->extra);
+    ix->count = 0;
+    ix->dropped = 1;
+    ix->lookups = 0;
+    if (ix->e != NULL)
+        map_release(ix->e);
+}
+
+/* Rebuilds the array of a dropped handle from LMDB, then lays what is
+   not yet written (pending, gone) over it. */
+static void undrop(struct mailbox_index *ix)
+{
+    if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0)
+        msg_warn("mailbox index %s: cannot write pending changes: %m", ix->db_path);
+    struct sync_state s;
+    memset(&s, 0, sizeof(s));
+    int rc = index_ready(ix, NULL) < 0 ? EIO : load_index(ix, &s);
+    if (rc != 0) {
+        msg_warn("mailbox index %s: read: %s", ix->db_path, rc_text(rc));
+        sync_state_free(&s);
+        memset(&s, 0, sizeof(s));
+    }
+    s.m1 = rc == 0 ? s.m0 : ix->meta;
+    install(ix, &s);
+    sync_state_free(&s);
+    ix->dropped = 0;
+    size_t c = 0;
+    for (size_t i = 0; i < ix->count; i++) {
+        int found;
+        (void)gone_pos(ix, ix->msgs[i].uid, &found);
+        if (found) {
+            msg_free(&ix->msgs[i]);
+            continue;
+        }
+        ix->msgs[c] = ix->msgs[i];
+        ix->extra[c++] = ix->extra[i];
+    }
+    ix->count = c;
+    ix->dirty_count = 0;
+    for (size_t i = 0; i < ix->pending_count; i++) {
+        struct pending *p = &ix->pending[i];
+        ssize_t pos = find_pos(ix, p->m.uid);
+        if (pos < 0)
+            continue;
+        free(ix->msgs[pos].path);
+        ix->msgs[pos].path = p->m.path;
+        p->m.path = NULL;
+        memcpy(ix->msgs[pos].flags, p->m.flags, sizeof(p->m.flags));
+        ix->extra[pos].dirty = 1;
+        ix->dirty_count++;
+    }
+    pending_free(ix);
+    if (ix->e != NULL)
+        map_release(ix->e);
 }

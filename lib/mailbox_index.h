@@ -127,5 +127,14 @@ int mailbox_index_expunge_uids(struct mailbox_index *index, const uint32_t *uids
    in between loses nothing: sync finds renamed files by their unique
    part). Returns 0 or -1 with errno. */
 int mailbox_index_flush(struct mailbox_index *index);
+/* Frees the in-memory array of messages (a POP3 session has taken its
+   own snapshot and needs single messages only). Afterwards find,
+   pop3_size, open_msg, set_flags and expunge(_uids) read the message
+   from LMDB with a short read transaction; find then returns a pointer
+   to a per-handle scratch entry, valid only until the next call on the
+   handle. Changes not yet written are kept (and flushed after 1024 of
+   them). mailbox_index_messages() and sync rebuild the array. The map's
+   pages are released again every 256 such reads. */
+void mailbox_index_drop_messages(struct mailbox_index *index);
 
 #endif

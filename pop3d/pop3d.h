@@ -52,7 +52,8 @@ enum pop3d_state {
 /* One message of the session's snapshot, in RFC 1939 numbering order.
    Kept to 16 bytes: a session may hold tens of thousands of these. The
    file name, base name (UIDL) and flags stay in the mailbox index and
-   are looked up by uid when needed (mailbox_index_find). */
+   are looked up by uid when needed (mailbox_index_find, which reads
+   LMDB: the index's array is dropped after the snapshot). */
 struct pop3d_msg {
     uint32_t uid;
     unsigned deleted : 1;    /* DELE (undone by RSET) */

@@ -8,8 +8,11 @@
  *	session in a snapshot that keeps only what POP3 changes per message
  *	(uid, size as sent, DELE/RETR/TOP bits, 16 bytes); file names, base
  *	names and flags stay in the index and are looked up by uid, the UIDL
- *	text is built on demand. Mail delivered meanwhile lands in new/ and
- *	shows in the next session.
+ *	text is built on demand. The index's in-memory array is dropped once
+ *	the snapshot is taken (mailbox_index_drop_messages): lookups read the
+ *	one record from LMDB, so a session of a 10,000-message mailbox does
+ *	not keep every name resident. Mail delivered meanwhile lands in new/
+ *	and shows in the next session.
  *
  *	Sizes (STAT, LIST, "+OK n octets") are exactly the bytes RETR sends
  *	between its "+OK" line and the final ".\r\n"
@@ -49,14 +52,16 @@
 
 #define POP3D_READ_CHUNK 16384
 
-/* The index's entry of a snapshot message. The index keeps every entry
-   until the next sync (which happens only at login), so a miss is a bug. */
+/* The index's entry of a snapshot message, valid until the next call on
+   the index (its array is dropped: entries are read from LMDB on demand).
+   We hold the mailbox lock and change the index only at QUIT, so every
+   entry is there until then; a miss means LMDB could not be read. */
 static const struct mailbox_msg *index_msg(const struct pop3d_session *s,
                                            const struct pop3d_msg *m)
 {
     const struct mailbox_msg *im = mailbox_index_find(s->index, m->uid);
     if (im == NULL)
-        msg_panic("pop3d: uid %lu of the snapshot is not in the index of %s",
+        msg_fatal("pop3d: cannot read uid %lu from the index of %s",
                   (unsigned long)m->uid, s->maildir);
     return im;
 }
@@ -139,6 +144,10 @@ int pop3d_mailbox_open(struct pop3d_session *s, const char *user)
     s->index = index;
     s->maildir = dir;
     s->last_accessed = s->last_seen;
+    /* The snapshot has what the session needs per message; the index's
+       array (names and paths of every message) need not stay resident
+       for the whole session. */
+    mailbox_index_drop_messages(index);
     /* The sync's scratch (directory listing, records read) is freed but
        glibc keeps the pages in the heap; with many sessions in one
        process that would count as each session's memory. */

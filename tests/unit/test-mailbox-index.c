@@ -394,6 +394,151 @@ static void test_expunge_removes_file_and_entry(void **state)
     mailbox_index_close(&ix);
 }
 
+struct msg_copy {
+    char base[64], path[96], flags[16];
+    uint64_t size, crlf_size, pop3_size, modseq;
+};
+
+static void copy_msg(struct mailbox_index *ix, uint32_t uid, struct msg_copy *c)
+{
+    memset(c, 0, sizeof(*c)); /* compared bytewise */
+    const struct mailbox_msg *m = mailbox_index_find(ix, uid);
+    assert_non_null(m);
+    assert_int_equal(m->uid, uid);
+    snprintf(c->base, sizeof(c->base), "%s", m->base);
+    snprintf(c->path, sizeof(c->path), "%s", m->path);
+    snprintf(c->flags, sizeof(c->flags), "%s", m->flags);
+    c->size = m->size;
+    c->crlf_size = m->crlf_size;
+    c->modseq = m->modseq;
+    c->pop3_size = mailbox_index_pop3_size(ix, uid);
+}
+
+static void test_dropped_array_reads_messages_from_lmdb_with_same_results(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", "a\n.dot\n");
+    deliver(f->dir, "1700000002.B.host", "no final newline");
+    deliver(f->dir, "1700000003.C.host", msg_text);
+    deliver(f->dir, "1700000004.D.host", msg_text);
+    deliver(f->dir, "1700000005.E.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    struct msg_copy before[6], after;
+    for (uint32_t uid = 1; uid <= 5; uid++)
+        copy_msg(ix, uid, &before[uid]);
+    mailbox_index_drop_messages(ix);
+    mailbox_index_drop_messages(ix); /* twice is harmless */
+    for (uint32_t uid = 1; uid <= 5; uid++) {
+        copy_msg(ix, uid, &after);
+        assert_memory_equal(&after, &before[uid], sizeof(after));
+    }
+    assert_null(mailbox_index_find(ix, 6));
+    assert_int_equal(mailbox_index_pop3_size(ix, 6), 0);
+    assert_int_equal(mailbox_index_pop3_size(ix, 1), 7 + 2 + 1);
+    assert_int_equal(mailbox_index_pop3_size(ix, 2), 16 + 2);
+
+    /* open_msg, also of a file another tool renamed. */
+    int fd = mailbox_index_open_msg(ix, 3);
+    assert_true(fd >= 0);
+    char buf[64];
+    assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)strlen(msg_text));
+    close(fd);
+    char *from = xasprintf("%s/new/1700000004.D.host", f->dir);
+    char *to = xasprintf("%s/cur/1700000004.D.host:2,F", f->dir);
+    assert_int_equal(rename(from, to), 0);
+    free(from);
+    free(to);
+    fd = mailbox_index_open_msg(ix, 4);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_string_equal(mailbox_index_find(ix, 4)->path, "cur/1700000004.D.host:2,F");
+    assert_string_equal(mailbox_index_find(ix, 4)->flags, "F");
+    assert_int_equal(mailbox_index_open_msg(ix, 9), -1);
+    assert_int_equal(errno, ENOENT);
+
+    /* set_flags: pending in memory, visible to find at once. */
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "S"), 0);
+    assert_true(exists(f->dir, "cur/1700000001.A.host:2,S"));
+    assert_string_equal(mailbox_index_find(ix, 1)->path, "cur/1700000001.A.host:2,S");
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "RS"), 0);
+    assert_string_equal(mailbox_index_find(ix, 1)->flags, "RS");
+    assert_int_equal(mailbox_index_set_flags(ix, 4, "FS"), 0);
+    assert_true(exists(f->dir, "cur/1700000004.D.host:2,FS"));
+    assert_int_equal(mailbox_index_set_flags(ix, 9, "S"), -1);
+    assert_int_equal(errno, ENOENT);
+    /* A vanished file: ENOENT and gone from the view. */
+    char *p = xasprintf("%s/new/1700000005.E.host", f->dir);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    assert_int_equal(mailbox_index_set_flags(ix, 5, "S"), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_null(mailbox_index_find(ix, 5));
+
+    /* expunge: file and entry gone; an unknown UID is ENOENT. */
+    uint32_t del[] = { 3, 42 };
+    assert_int_equal(mailbox_index_expunge_uids(ix, del, 2), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_false(exists(f->dir, "new/1700000003.C.host"));
+    assert_null(mailbox_index_find(ix, 3));
+    assert_int_equal(mailbox_index_expunge(ix, 3), -1);
+    /* The expunge flushed the flag changes: LMDB has them. */
+    assert_string_equal(mailbox_index_find(ix, 1)->path, "cur/1700000001.A.host:2,RS");
+    assert_true(mailbox_index_find(ix, 1)->modseq > before[1].modseq);
+    assert_int_equal(mailbox_index_pop3_size(ix, 1), before[1].pop3_size);
+
+    /* A change after the flush, then the array is rebuilt on demand. */
+    assert_int_equal(mailbox_index_set_flags(ix, 2, "S"), 0);
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(m[0].uid, 1);
+    assert_string_equal(m[0].path, "cur/1700000001.A.host:2,RS");
+    assert_int_equal(m[1].uid, 2);
+    assert_string_equal(m[1].path, "cur/1700000002.B.host:2,S");
+    assert_int_equal(m[2].uid, 4);
+    assert_string_equal(m[2].path, "cur/1700000004.D.host:2,FS");
+    assert_ptr_equal(mailbox_index_find(ix, 2), &m[1]);
+    mailbox_index_close(&ix);
+
+    /* Everything reached LMDB: a new handle sees the same. */
+    ix = open_synced(f->dir);
+    m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(m[1].path, "cur/1700000002.B.host:2,S");
+    assert_string_equal(m[1].flags, "S");
+    assert_int_equal(mailbox_index_uidnext(ix), 6);
+    mailbox_index_close(&ix);
+}
+
+static void test_dropped_array_with_many_changes_flushes_in_batches(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 1100 };
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "%d.M%d.host", 1700000000 + i, i);
+        deliver(f->dir, name, "x\n");
+    }
+    struct mailbox_index *ix = open_synced(f->dir);
+    mailbox_index_drop_messages(ix);
+    for (uint32_t uid = 1; uid <= N; uid++)
+        assert_int_equal(mailbox_index_set_flags(ix, uid, "S"), 0);
+    for (uint32_t uid = 1; uid <= N; uid++) {
+        const struct mailbox_msg *m = mailbox_index_find(ix, uid);
+        assert_non_null(m);
+        assert_string_equal(m->flags, "S");
+        assert_int_equal(strncmp(m->path, "cur/", 4), 0);
+    }
+    /* A sync after the drop rebuilds the array as usual. */
+    sync_ok(ix);
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, N);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(m[i].flags, "S");
+    mailbox_index_close(&ix);
+}
+
 struct size_case {
     const char *name;
     const char *data;
@@ -768,6 +913,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_flags_and_open_find_a_file_renamed_by_another_tool,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_expunge_removes_file_and_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_dropped_array_reads_messages_from_lmdb_with_same_results, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_array_with_many_changes_flushes_in_batches,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_crlf_size_of_lf_crlf_mixed_empty_and_unterminated_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count_fd_across_chunk_boundaries, setup, teardown),
