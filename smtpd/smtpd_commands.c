@@ -13,9 +13,12 @@
  *	smtpd_reject_unlisted_recipient, unknown local or virtual users
  *	are refused. Addresses without a domain get @$myorigin.
  *
- *	EXPN is answered "502 5.5.1 Error: command not implemented": list
- *	expansion tells spammers too much, and Postfix's alias-expanding
- *	EXPN is off in most deployments anyway.
+ *	EXPN gets what Postfix answers, "502 5.5.2 Error: command not
+ *	recognized": Postfix has no EXPN, since list expansion tells
+ *	spammers more than it helps users. AUTH without SASL gets Postfix's
+ *	"503 5.5.1 Error: authentication not enabled". STARTTLS, BDAT and
+ *	ETRN are extensions this server does not offer in EHLO yet; they get
+ *	RFC 5321's 502 reply.
  * DIAGNOSTICS
  *	Rejected recipients are logged as Postfix does ("NOQUEUE: reject:
  *	RCPT from ...: 554 5.7.1 ...; from=<> to=<> proto=ESMTP helo=<>")
@@ -384,7 +387,20 @@ static int cmd_help(struct smtpd_session *s, struct smtp_command *cmd)
     return 0;
 }
 
-static int cmd_not_implemented(struct smtpd_session *s, struct smtp_command *cmd)
+static int cmd_expn(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    smtpd_reply(s, "502 5.5.2 Error: command not recognized");
+    return -1;
+}
+
+static int cmd_auth(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    smtpd_reply(s, "503 5.5.1 Error: authentication not enabled");
+    return -1;
+}
+
+/* An ESMTP extension not advertised in EHLO (RFC 5321 4.2.4). */
+static int cmd_extension_not_offered(struct smtpd_session *s, struct smtp_command *cmd)
 {
     smtpd_reply(s, "502 5.5.1 Error: command not implemented");
     return -1;
@@ -405,13 +421,13 @@ static const struct smtpd_command_def command_table[] = {
     {SMTP_VERB_NOOP, "NOOP", cmd_noop, ANY_STATE, NULL, 0, SMTPD_CNT_NOOP},
     {SMTP_VERB_QUIT, "QUIT", cmd_quit, ANY_STATE, NULL, 0, SMTPD_CNT_QUIT},
     {SMTP_VERB_VRFY, "VRFY", cmd_vrfy, ANY_STATE, NULL, 0, SMTPD_CNT_VRFY},
-    {SMTP_VERB_EXPN, "EXPN", cmd_not_implemented, ANY_STATE, NULL, 0, SMTPD_CNT_EXPN},
+    {SMTP_VERB_EXPN, "EXPN", cmd_expn, ANY_STATE, NULL, 0, SMTPD_CNT_EXPN},
     {SMTP_VERB_HELP, "HELP", cmd_help, ANY_STATE, NULL, 0, SMTPD_CNT_HELP},
-    {SMTP_VERB_STARTTLS, "STARTTLS", cmd_not_implemented, ANY_STATE, NULL, 0,
+    {SMTP_VERB_STARTTLS, "STARTTLS", cmd_extension_not_offered, ANY_STATE, NULL, 0,
      SMTPD_CNT_STARTTLS},
-    {SMTP_VERB_AUTH, "AUTH", cmd_not_implemented, ANY_STATE, NULL, 0, SMTPD_CNT_AUTH},
-    {SMTP_VERB_BDAT, "BDAT", cmd_not_implemented, ANY_STATE, NULL, 0, SMTPD_CNT_BDAT},
-    {SMTP_VERB_ETRN, "ETRN", cmd_not_implemented, ANY_STATE, NULL, 0, SMTPD_CNT_ETRN},
+    {SMTP_VERB_AUTH, "AUTH", cmd_auth, ANY_STATE, NULL, 0, SMTPD_CNT_AUTH},
+    {SMTP_VERB_BDAT, "BDAT", cmd_extension_not_offered, ANY_STATE, NULL, 0, SMTPD_CNT_BDAT},
+    {SMTP_VERB_ETRN, "ETRN", cmd_extension_not_offered, ANY_STATE, NULL, 0, SMTPD_CNT_ETRN},
 };
 
 void smtpd_command_dispatch(struct smtpd_session *s, struct smtp_command *cmd)

@@ -155,7 +155,8 @@ def test_mail_and_rcpt_syntax_and_parameters(instance):
 def test_unknown_expn_and_unoffered_commands(instance):
     r = Raw(instance.smtp_port)
     assert r.cmd("FOO bar") == ["502 5.5.2 Error: command not recognized"]
-    assert r.cmd("EXPN postmaster") == ["502 5.5.1 Error: command not implemented"]
+    assert r.cmd("EXPN postmaster") == ["502 5.5.2 Error: command not recognized"]
+    assert r.cmd("AUTH PLAIN") == ["503 5.5.1 Error: authentication not enabled"]
     assert r.cmd("STARTTLS") == ["502 5.5.1 Error: command not implemented"]
     assert r.cmd("BDAT 10 LAST") == ["502 5.5.1 Error: command not implemented"]
     assert r.cmd("") == ["500 5.5.2 Error: bad syntax"]
