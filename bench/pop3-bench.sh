@@ -391,87 +391,6 @@ server_start() {
     return 1
 }
 
-# --- the /proc sampler ---------------------------------------------------
-cat > "$WORK/sampler.py" <<'EOF'
-"""Peak memory and CPU time of a process tree and of its session
-processes (by name), sampled every 100 ms (PSS every 200 ms)."""
-import os, signal, sys, time
-
-root, out, names = int(sys.argv[1]), sys.argv[2], set(sys.argv[3].split(","))
-page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
-hz = os.sysconf("SC_CLK_TCK")
-stop = False
-
-def on_term(signum, frame):
-    global stop
-    stop = True
-
-signal.signal(signal.SIGTERM, on_term)
-
-def tree():
-    procs = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                s = f.read()
-        except OSError:
-            continue
-        comm = s[s.find("(") + 1:s.rfind(")")]
-        fl = s[s.rfind(")") + 2:].split()
-        # state ppid ... utime(11) stime(12) cutime(13) cstime(14) ... rss(21)
-        procs[int(d)] = (int(fl[1]), sum(int(x) for x in fl[11:15]), int(fl[21]), comm)
-    kids = {}
-    for p, v in procs.items():
-        kids.setdefault(v[0], []).append(p)
-    todo, members = [root], []
-    while todo:
-        p = todo.pop()
-        if p in procs:
-            members.append(p)
-            todo.extend(kids.get(p, []))
-    return procs, members
-
-def pss(members):
-    total = 0
-    for p in members:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total
-
-procs, members = tree()
-cpu0 = sum(procs[p][1] for p in members)
-peak = {"rss": 0, "pss": 0, "sess_rss": 0, "sess_pss": 0, "procs": 0, "sess_procs": 0}
-n = 0
-while True:
-    procs, members = tree()
-    sess = [p for p in members if procs[p][3] in names]
-    peak["rss"] = max(peak["rss"], sum(procs[p][2] for p in members) * page_kb)
-    peak["sess_rss"] = max(peak["sess_rss"], sum(procs[p][2] for p in sess) * page_kb)
-    peak["procs"] = max(peak["procs"], len(members))
-    peak["sess_procs"] = max(peak["sess_procs"], len(sess))
-    if n % 2 == 0:
-        peak["pss"] = max(peak["pss"], pss(members))
-        peak["sess_pss"] = max(peak["sess_pss"], pss(sess))
-    n += 1
-    if stop or root not in procs:
-        break
-    time.sleep(0.1)
-cpu1 = sum(procs[p][1] for p in members)
-with open(out, "w") as f:
-    f.write("peak_rss_kb=%d peak_pss_kb=%d sess_rss_kb=%d sess_pss_kb=%d peak_procs=%d "
-            "sess_procs=%d cpu_secs=%.2f samples=%d\n"
-            % (peak["rss"], peak["pss"], peak["sess_rss"], peak["sess_pss"], peak["procs"],
-               peak["sess_procs"], (cpu1 - cpu0) / hz, n))
-EOF
-
 # --- set-up ------------------------------------------------------------------
 ready=""
 # Postern first: Dovecot's passwd-file takes the hashes Postern made.
@@ -528,8 +447,8 @@ while [ $r -le "$REPS" ]; do
             fi
             case $system in postern) port=$PN_PORT ;; dovecot) port=$DC_PORT ;; esac
             for run in first warm; do
-                "$PY" "$WORK/sampler.py" "$(server_pid "$system")" "$WORK/sample.out" \
-                    "$(session_names "$system")" &
+                "$PY" "$src/bench/proc-sampler.py" "$(server_pid "$system")" "$WORK/sample.out" \
+                    "$(session_names "$system")" 2 &
                 sampler_pid=$!
                 sleep 0.3
                 cmd="pop3-load -s 127.0.0.1:$port -u bench%d@$DOMAIN -p PASSWORD -c $c -P $DEPTH -T 600"

@@ -130,79 +130,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
-# --- the /proc sampler ---------------------------------------------------
-cat > "$WORK/sampler.py" <<'EOF'
-"""Peak memory and CPU time of a process tree, sampled every 100 ms."""
-import os, signal, sys, time
-
-root, out = int(sys.argv[1]), sys.argv[2]
-page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
-hz = os.sysconf("SC_CLK_TCK")
-stop = False
-
-def on_term(signum, frame):
-    global stop
-    stop = True
-
-signal.signal(signal.SIGTERM, on_term)
-
-def tree():
-    procs = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                s = f.read()
-        except OSError:
-            continue
-        fl = s[s.rfind(")") + 2:].split()
-        # state ppid ... utime(11) stime(12) cutime(13) cstime(14) ... rss(21)
-        procs[int(d)] = (int(fl[1]), sum(int(x) for x in fl[11:15]), int(fl[21]))
-    kids = {}
-    for p, v in procs.items():
-        kids.setdefault(v[0], []).append(p)
-    todo, members = [root], []
-    while todo:
-        p = todo.pop()
-        if p in procs:
-            members.append(p)
-            todo.extend(kids.get(p, []))
-    return procs, members
-
-def pss(members):
-    total = 0
-    for p in members:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            pass
-    return total
-
-procs, members = tree()
-cpu0 = sum(procs[p][1] for p in members)
-peak_rss = peak_pss = peak_procs = 0
-n = 0
-while True:
-    procs, members = tree()
-    peak_rss = max(peak_rss, sum(procs[p][2] for p in members) * page_kb)
-    peak_procs = max(peak_procs, len(members))
-    if n % 5 == 0:
-        peak_pss = max(peak_pss, pss(members))
-    n += 1
-    if stop or root not in procs:
-        break
-    time.sleep(0.1)
-cpu1 = sum(procs[p][1] for p in members)
-with open(out, "w") as f:
-    f.write("peak_rss_kb=%d peak_pss_kb=%d peak_procs=%d cpu_secs=%.2f samples=%d\n"
-            % (peak_rss, peak_pss, peak_procs, (cpu1 - cpu0) / hz, n))
-EOF
-
 # --- instances -----------------------------------------------------------
 # Sets dir, port, rcpt, newdir; returns non-zero when it cannot start.
 instance_start() {
@@ -292,7 +219,7 @@ while [ $r -le "$REPS" ]; do
                     continue
                 fi
                 mpid=$(master_pid "$dir")
-                "$PY" "$WORK/sampler.py" "$mpid" "$WORK/sample.out" &
+                "$PY" "$src/bench/proc-sampler.py" "$mpid" "$WORK/sample.out" &
                 sampler_pid=$!
                 sleep 0.2
                 cmd="smtp-load -s 127.0.0.1:$port -n $N -S $SIZE -c $c -m $m -r $rcpt -w $newdir -W 120 -T 240"
