@@ -217,6 +217,14 @@ struct check {
     int warnings;
 };
 
+static void check_vreport(int *counter, const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, PREFIX "%s: ", kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    (*counter)++;
+}
+
 static void check_warn(struct check *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -224,11 +232,8 @@ static void check_warn(struct check *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs(PREFIX "warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    check_vreport(&c->warnings, "warning", fmt, ap);
     va_end(ap);
-    c->warnings++;
 }
 
 static void check_error(struct check *c, const char *fmt, ...)
@@ -238,11 +243,8 @@ static void check_error(struct check *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs(PREFIX "error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    check_vreport(&c->errors, "error", fmt, ap);
     va_end(ap);
-    c->errors++;
 }
 
 static void check_dir(struct check *c, const char *path, const struct instance_owner *owner)
