@@ -37,7 +37,7 @@ static void smtpd_init(struct event_loop *loop)
     smtpd_var.myorigin = config_str("myorigin");
     smtpd_var.mail_name = config_str("mail_name");
     smtpd_var.smtpd_banner = config_str("smtpd_banner");
-    smtpd_var.relay_restrictions = config_str("smtpd_relay_restrictions");
+    smtpd_var.relay_restrictions = config_split_list(config_str("smtpd_relay_restrictions"), NULL);
     smtpd_var.message_size_limit = config_int("message_size_limit");
     smtpd_var.recipient_limit = config_int("smtpd_recipient_limit");
     smtpd_var.timeout_ms = config_time("smtpd_timeout") * 1000;

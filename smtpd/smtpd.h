@@ -28,7 +28,7 @@ struct smtpd_params {
     const char *myorigin;
     const char *mail_name;
     const char *smtpd_banner;
-    const char *relay_restrictions;
+    char **relay_restrictions;   /* split once at start-up */
     long long message_size_limit;
     long long recipient_limit;
     long long timeout_ms;

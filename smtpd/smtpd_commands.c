@@ -83,9 +83,8 @@ static void log_reject(struct smtpd_session *s, const char *verb, const char *re
 /* smtpd_relay_restrictions; returns a reply (malloc'd) or NULL to permit. */
 static char *relay_check(struct smtpd_session *s, const char *address, enum resolve_class cls)
 {
-    char **list = config_split_list(smtpd_var.relay_restrictions, NULL);
     char *reply = NULL;
-    for (char **r = list; *r != NULL; r++) {
+    for (char **r = smtpd_var.relay_restrictions; *r != NULL; r++) {
         if (strcmp(*r, "permit_mynetworks") == 0) {
             if (resolve_in_mynetworks(s->addr))
                 break;
@@ -113,7 +112,6 @@ static char *relay_check(struct smtpd_session *s, const char *address, enum reso
             break;
         }
     }
-    strv_free(&list);
     return reply;
 }
 
