@@ -4,7 +4,7 @@ JOBS       ?= $(shell nproc)
 BUILD_DEPS  = cmake pkg-config libssl-dev libc-ares-dev liblmdb-dev libpcre2-dev \
               libcmocka-dev libcrypt-dev openssl
 TEST_DEPS   = python3-pytest swaks pflogsumm lmdb-utils dnsmasq-base clang-14 libclang-rt-14-dev \
-              fetchmail getmail6
+              fetchmail getmail6 python3-aiosmtpd
 RUN_DIR    ?= run
 FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz-*.c)))
 
