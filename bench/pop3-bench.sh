@@ -270,8 +270,12 @@ for i in range(n):
         body.append(text + "\n")
         room -= len(text) + 1
     data = (head + "".join(body)).encode()
-    # Postern's local(8) name shape: time.MusecPpidQcounter.host,S=size
-    name = "%d.M%06dP%dQ%d.bench,S=%d" % (t0 + i, i % 1000000, os.getpid(), i + 1, len(data))
+    # Postern's local(8) name shape: time.MusecPpidQcounter.host,S=size,W=crlf,P=pop3
+    # (lib/maildir.h; Dovecot reads S= and W= too). No line starts with '.',
+    # and the last one ends in LF, so P= equals W=.
+    crlf = len(data) + data.count(b"\n")
+    name = "%d.M%06dP%dQ%d.bench,S=%d,W=%d,P=%d" % (t0 + i, i % 1000000, os.getpid(), i + 1,
+                                                   len(data), crlf, crlf)
     with open(os.path.join(path, "new", name), "wb") as f:
         f.write(data)
     os.utime(os.path.join(path, "new", name), (t0 + i, t0 + i))

@@ -63,6 +63,7 @@
 
 #include "log.h"
 #include "mailbox_index.h"
+#include "maildir.h"
 #include "xalloc.h"
 
 #define INDEX_NAME "postern-index.lmdb"
@@ -204,8 +205,14 @@ int mailbox_index_parse_name(const char *name, size_t len, struct maildir_name *
     /* Up to 19 digits cannot overflow 64 bits. */
     for (size_t i = 0; i < base_len && i < 19 && name[i] >= '0' && name[i] <= '9'; i++)
         r->time = r->time * 10 + (uint64_t)(name[i] - '0');
+    /* ",X=<digits>" fields; the first of each kind counts. */
     for (size_t i = 0; i + 3 < base_len; i++) {
-        if (name[i] != ',' || name[i + 1] != 'S' || name[i + 2] != '=')
+        if (name[i] != ',' || name[i + 2] != '=')
+            continue;
+        char kind = name[i + 1];
+        int *has = kind == 'S' ? &r->has_size : kind == 'W' ? &r->has_crlf_size
+                                            : kind == 'P' ? &r->has_pop3_size : NULL;
+        if (has == NULL || *has)
             continue;
         uint64_t v = 0;
         size_t j = i + 3, digits = 0;
@@ -215,9 +222,8 @@ int mailbox_index_parse_name(const char *name, size_t len, struct maildir_name *
             digits++;
         }
         if (digits > 0 && (j == base_len || name[j] == ',')) {
-            r->has_size = 1;
-            r->size = v;
-            break;
+            *has = 1;
+            *(kind == 'S' ? &r->size : kind == 'W' ? &r->crlf_size : &r->pop3_size) = v;
         }
     }
     return 0;
@@ -230,8 +236,8 @@ int mailbox_index_parse_name(const char *name, size_t len, struct maildir_name *
 int mailbox_index_count_fd(int fd, struct mailbox_msg_counts *r)
 {
     unsigned char chunk[65536];
-    uint64_t size = 0, bare = 0, dots = 0;
-    unsigned char prev = '\n'; /* offset 0 starts a line */
+    struct maildir_counts c;
+    maildir_counts_init(&c);
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n < 0 && errno == EINTR)
@@ -240,25 +246,12 @@ int mailbox_index_count_fd(int fd, struct mailbox_msg_counts *r)
             return -1;
         if (n == 0)
             break;
-        const unsigned char *p = chunk, *end = chunk + n;
-        if (prev == '\n' && chunk[0] == '.')
-            dots++;
-        const unsigned char *q;
-        while (p < end && (q = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-            unsigned char before = q > chunk ? q[-1] : prev;
-            if (before != '\r')
-                bare++;
-            if (q + 1 < end && q[1] == '.')
-                dots++;
-            p = q + 1;
-        }
-        prev = chunk[n - 1];
-        size += (uint64_t)n;
+        maildir_counts_add(&c, chunk, (size_t)n);
     }
-    r->size = size;
-    r->crlf_size = size + bare;
-    r->dot_lines = dots;
-    r->final_newline = size == 0 || prev == '\n';
+    r->size = c.size;
+    r->crlf_size = maildir_counts_crlf_size(&c);
+    r->dot_lines = c.dot_lines;
+    r->final_newline = c.last == '\n';
     return 0;
 }
 
@@ -1298,14 +1291,44 @@ static void merge(struct sync_state *s)
     free(order);
 }
 
-/* Reads each new file once. Files that vanished or cannot be read are
-   left out (the next sync tries again). */
+/* A name written by lib/maildir.c carries every size the index needs
+   (S=, W=, P=): a stat for the date and to check S= is enough. Sizes
+   that contradict each other or the file mean another tool wrote or
+   changed it: the file is read instead. */
+static int sizes_from_name(DIR *d, struct loaded *a)
+{
+    const char *name = a->m.path + 4;
+    struct maildir_name p;
+    struct stat st;
+    if (mailbox_index_parse_name(name, strlen(name), &p) < 0 || !p.has_size ||
+        !p.has_crlf_size || !p.has_pop3_size || p.crlf_size < p.size ||
+        p.pop3_size < p.crlf_size)
+        return 0;
+    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size != p.size)
+        return 0;
+    a->m.size = p.size;
+    a->m.crlf_size = p.crlf_size;
+    a->m.internal_date = (int64_t)st.st_mtime;
+    /* Only their sum matters (mailbox_index_pop3_size). */
+    a->x.dot_lines = p.pop3_size - p.crlf_size;
+    a->x.final_newline = 1;
+    return 1;
+}
+
+/* Learns each new file's sizes, from its name or by reading it once.
+   Files that vanished or cannot be read are left out (the next sync
+   tries again). */
 static void count_adds(struct mailbox_index *ix, struct sync_state *s)
 {
     size_t kept = 0;
     for (size_t i = 0; i < s->nadds; i++) {
         struct loaded *a = &s->adds[i];
         DIR *d = s->dirs[a->cur];
+        if (d != NULL && sizes_from_name(d, a)) {
+            s->adds[kept++] = *a;
+            continue;
+        }
         int fd = d ? openat(dirfd(d), a->m.path + 4, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
                                                          O_NONBLOCK)
                    : -1;

@@ -82,6 +82,10 @@ struct maildir_name {
     uint64_t time;       /* leading decimal digits (delivery time), 0 if none */
     int has_size;        /* ",S=<n>" in the unique part (lib/maildir.c writes it) */
     uint64_t size;
+    int has_crlf_size;   /* ",W=<n>": size with CRLF line endings */
+    uint64_t crlf_size;
+    int has_pop3_size;   /* ",P=<n>": POP3 transfer octets (lib/maildir.h) */
+    uint64_t pop3_size;
 };
 /* Parses a file name found in new/ or cur/ (len bytes, need not be NUL
    terminated). Returns 0, or -1 when it is not a plausible message: empty,

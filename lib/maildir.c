@@ -3,9 +3,10 @@
  *	maildir - durable delivery into a Maildir
  * DESCRIPTION
  *	See maildir.h. The header lines and the message are written to
- *	tmp/ with one open file; the body is copied from the queue file
- *	with sendfile(2) (falling back to pread/write), so a large message
- *	never sits in memory.
+ *	tmp/ with one open file; the body is copied from the queue file in
+ *	64 KiB chunks (counted on the way for W= and P=), so a large
+ *	message never sits in memory. maildir_copy_bytes() (no counting)
+ *	uses sendfile(2).
  * DIAGNOSTICS
  *	Errors return -1 with errno from the failing call; the caller maps
  *	EDQUOT/EFBIG to a permanent failure and everything else to a
@@ -151,6 +152,66 @@ int maildir_copy_bytes(int dst_fd, int src_fd, off_t offset, off_t length)
 }
 
 
+void maildir_counts_init(struct maildir_counts *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->last = '\n'; /* offset 0 starts a line */
+}
+
+void maildir_counts_add(struct maildir_counts *c, const void *data, size_t len)
+{
+    const unsigned char *start = data, *p = start, *end = start + len, *q;
+    if (len == 0)
+        return;
+    if (c->last == '\n' && start[0] == '.')
+        c->dot_lines++;
+    while (p < end && (q = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        unsigned char before = q > start ? q[-1] : c->last;
+        if (before != '\r')
+            c->bare_lf++;
+        if (q + 1 < end && q[1] == '.')
+            c->dot_lines++;
+        p = q + 1;
+    }
+    c->last = end[-1];
+    c->size += len;
+}
+
+uint64_t maildir_counts_crlf_size(const struct maildir_counts *c)
+{
+    return c->size + c->bare_lf;
+}
+
+uint64_t maildir_counts_pop3_size(const struct maildir_counts *c)
+{
+    return c->size + c->bare_lf + c->dot_lines + (c->last == '\n' ? 0 : 2);
+}
+
+/* maildir_copy_bytes() through user space, counting what passes. */
+static int copy_counted(int dst_fd, int src_fd, off_t offset, off_t length,
+                        struct maildir_counts *counts)
+{
+    char chunk[65536];
+    off_t pos = offset, end = offset + length;
+    while (pos < end) {
+        size_t want = (size_t)(end - pos) > sizeof(chunk) ? sizeof(chunk) : (size_t)(end - pos);
+        ssize_t n = pread(src_fd, chunk, want, pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0) {
+            errno = EIO;
+            return -1;
+        }
+        if (safe_write_all(dst_fd, chunk, (size_t)n) < 0)
+            return -1;
+        maildir_counts_add(counts, chunk, (size_t)n);
+        pos += n;
+    }
+    return 0;
+}
+
 int maildir_deliver(const char *dir, const char *sender, const char *recipient, int src_fd,
                     off_t offset, off_t length, int fsync_now, char **path_r, char **error_r)
 {
@@ -205,8 +266,11 @@ int maildir_deliver(const char *dir, const char *sender, const char *recipient, 
     }
 
     const char *what = "cannot write";
+    struct maildir_counts counts;
+    maildir_counts_init(&counts);
+    maildir_counts_add(&counts, head.data, head.len);
     int failed = safe_write_all(fd, head.data, head.len) < 0 ||
-                 maildir_copy_bytes(fd, src_fd, offset, length) < 0;
+                 copy_counted(fd, src_fd, offset, length, &counts) < 0;
     if (!failed && fsync_now && fsync(fd) < 0) {
         what = "cannot fsync";
         failed = 1;
@@ -218,7 +282,9 @@ int maildir_deliver(const char *dir, const char *sender, const char *recipient, 
         failed = 1;
     }
     buf_free(&head);
-    char *new_path = xasprintf("%s/new/%s", dir, name);
+    char *new_path = xasprintf("%s/new/%s,W=%llu,P=%llu", dir, name,
+                               (unsigned long long)maildir_counts_crlf_size(&counts),
+                               (unsigned long long)maildir_counts_pop3_size(&counts));
     if (!failed && rename(tmp_path, new_path) < 0) {
         saved = errno;
         what = "cannot rename into";

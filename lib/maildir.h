@@ -6,10 +6,15 @@
  * DESCRIPTION
  *	A Maildir is DIR/tmp, DIR/new, DIR/cur. A message is written to
  *	tmp/NAME and renamed into new/NAME, so readers never see a partial
- *	file. NAME is "<sec>.M<usec>P<pid>Q<counter>.<host>,S=<size>": the
- *	time, pid and a per-process counter make it unique on one host,
- *	O_EXCL catches the rest, and S= (the file size in bytes) lets POP3
- *	and IMAP report sizes without a stat.
+ *	file. The file in tmp/ is "<sec>.M<usec>P<pid>Q<counter>.<host>,S=<size>":
+ *	the time, pid and a per-process counter make it unique on one host,
+ *	O_EXCL catches the rest. In new/ it gets two more fields counted
+ *	while it was written: ",W=<n>" the size with every bare LF sent as
+ *	CRLF (what IMAP reports; Dovecot writes W= with the same meaning)
+ *	and ",P=<n>" the octets of the POP3 transfer (W plus one per line
+ *	that starts with '.', plus 2 when the last line has no LF; the
+ *	terminating ".CRLF" is not counted). With S=, W= and P= the mailbox
+ *	index learns a new message's sizes without opening it.
  *
  *	Durability: maildir_deliver() with fsync_now syncs the file and the
  *	new/ directory itself. Without it the caller batches deliveries and
@@ -20,6 +25,7 @@
 #define POSTERN_MAILDIR_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Creates dir (and missing parents) and dir/{tmp,new,cur}, mode 0700.
@@ -41,6 +47,21 @@ char *maildir_unique_name(long long now_sec, long now_usec, off_t size);
    offset + length. */
 int maildir_deliver(const char *dir, const char *sender, const char *recipient, int src_fd,
                     off_t offset, off_t length, int fsync_now, char **path_r, char **error_r);
+
+/* What a message's bytes amount to on the wire, counted as they stream
+   by (any chunking gives the same result). */
+struct maildir_counts {
+    uint64_t size;        /* bytes seen */
+    uint64_t bare_lf;     /* LFs not preceded by CR */
+    uint64_t dot_lines;   /* lines starting with '.' (POP3 byte-stuffs them) */
+    unsigned char last;   /* the last byte seen ('\n' before any) */
+};
+void maildir_counts_init(struct maildir_counts *c);
+void maildir_counts_add(struct maildir_counts *c, const void *data, size_t len);
+/* size with CRLF line endings (W=). */
+uint64_t maildir_counts_crlf_size(const struct maildir_counts *c);
+/* POP3 transfer octets without the final ".CRLF" (P=). */
+uint64_t maildir_counts_pop3_size(const struct maildir_counts *c);
 
 /* Makes everything written on the file system holding path durable
    (syncfs). Returns 0 or -1 with errno. */

@@ -97,15 +97,26 @@ def test_alias_to_command_gets_message_and_environment(aliased):
 
 
 def test_alias_include_and_maildir_targets(aliased):
-    aliased.send("demo@example.test", ["toinc@localhost", "tomaildir@localhost"], msg("inc"))
+    aliased.send("demo@example.test", ["toinc@localhost", "tomaildir@localhost"],
+                 msg("inc") + b".a line that starts with a dot\r\n")
     files = aliased.wait_for_maildir(aliased.demo_user, 1)
     assert b"Delivered-To: demo@example.test\n" in read(files[0])
     aliased.wait_log(r"to=<demo@example.test>, orig_to=<toinc@localhost>, relay=local")
     new = os.path.join(aliased.dir, "mail", "aliasdir", "new")
     assert wait_until(lambda: os.path.isdir(new) and os.listdir(new))
     name = os.listdir(new)[0]
-    size = int(re.search(r",S=(\d+)$", name).group(1))
-    assert size == os.path.getsize(os.path.join(new, name))
+    fields = re.search(r",S=(\d+),W=(\d+),P=(\d+)$", name)
+    data = read(os.path.join(new, name))
+    assert int(fields.group(1)) == len(data)
+    # W=: CRLF size; P=: POP3 transfer octets (dot-stuffing, missing final LF).
+    crlf = len(data) + data.count(b"\n") - data.count(b"\r\n")
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    dots = sum(1 for line in lines if line.startswith(b"."))
+    assert dots == 1
+    assert int(fields.group(2)) == crlf
+    assert int(fields.group(3)) == crlf + dots + (0 if data.endswith(b"\n") else 2)
 
 
 def test_alias_fanout_delivers_each_target_once(aliased):

@@ -586,6 +586,34 @@ static void test_crlf_size_of_lf_crlf_mixed_empty_and_unterminated_files(void **
     mailbox_index_close(&ix);
 }
 
+/* lib/maildir.c names carry S=, W= and P=: the index believes them when
+   S= matches the file, and reads the file when it does not. */
+static void test_sizes_come_from_the_name_when_it_matches_the_file(void **state)
+{
+    struct fixture *f = *state;
+    /* 8 bytes; the name claims other W= and P= values than the bytes
+       give, so the test sees which source was used. */
+    write_file(f->dir, "new/1700000001.A.host,S=8,W=100,P=120", "a\nb\n.c\n\n", 8);
+    /* S= wrong (another tool changed the file): read it. */
+    write_file(f->dir, "new/1700000002.B.host,S=9,W=100,P=120", "a\nb\n.c\n\n", 8);
+    /* P= below W=: not believed. */
+    write_file(f->dir, "new/1700000003.C.host,S=8,W=100,P=99", "a\nb\n.c\n\n", 8);
+    struct mailbox_index *ix = open_synced(f->dir);
+    const struct mailbox_msg *m = mailbox_index_find(ix, 1);
+    assert_non_null(m);
+    assert_int_equal(m->size, 8);
+    assert_int_equal(m->crlf_size, 100);
+    assert_int_equal(mailbox_index_pop3_size(ix, 1), 120);
+    for (uint32_t uid = 2; uid <= 3; uid++) {
+        m = mailbox_index_find(ix, uid);
+        assert_non_null(m);
+        assert_int_equal(m->size, 8);
+        assert_int_equal(m->crlf_size, 12);
+        assert_int_equal(mailbox_index_pop3_size(ix, uid), 13);
+    }
+    mailbox_index_close(&ix);
+}
+
 /* CR, LF and '.' straddling the 64 KiB read chunks. */
 static void test_count_fd_across_chunk_boundaries(void **state)
 {
@@ -870,6 +898,16 @@ static void test_parse_name_valid_and_invalid(void **state)
         assert_int_equal(r.has_size, c->has_size);
         assert_int_equal(r.size, c->size);
     }
+    /* W= and P= beside S=, in any order; a malformed one is ignored. */
+    struct maildir_name w;
+    const char *wname = "1700000001.x,P=30,S=12,W=14,W=99:2,S";
+    assert_int_equal(mailbox_index_parse_name(wname, strlen(wname), &w), 0);
+    assert_true(w.has_size && w.size == 12);
+    assert_true(w.has_crlf_size && w.crlf_size == 14);
+    assert_true(w.has_pop3_size && w.pop3_size == 30);
+    wname = "1700000001.x,S=12,W=1x,P=";
+    assert_int_equal(mailbox_index_parse_name(wname, strlen(wname), &w), 0);
+    assert_true(w.has_size && !w.has_crlf_size && !w.has_pop3_size);
     /* Length limit, and NUL inside the given length. */
     char longname[300];
     memset(longname, 'a', sizeof(longname));
@@ -933,6 +971,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handle_inherited_over_fork_reopens_in_the_child,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_fails_for_a_missing_maildir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sizes_come_from_the_name_when_it_matches_the_file,
+                                        setup, teardown),
         cmocka_unit_test(test_parse_name_valid_and_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

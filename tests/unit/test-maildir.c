@@ -100,6 +100,35 @@ static void test_unique_names_differ_and_carry_size(void **state)
     free(b);
 }
 
+/* The counter gives the same figures however the bytes are cut up. */
+static void test_counts_do_not_depend_on_chunking(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *data;
+        uint64_t crlf, pop3;
+    } cases[] = {
+        { "", 0, 0 },
+        { "a\nb\n", 6, 6 },
+        { "a\r\nb\r\n", 6, 6 },
+        { ".x\n..\r\nend.\n.", 15, 20 },   /* 3 dot lines, no final LF */
+        { "a\rb", 3, 5 },
+        { "\n.\n", 5, 6 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i].data);
+        for (size_t cut = 1; cut <= len + 1; cut++) {
+            struct maildir_counts c;
+            maildir_counts_init(&c);
+            for (size_t off = 0; off < len; off += cut)
+                maildir_counts_add(&c, cases[i].data + off, off + cut > len ? len - off : cut);
+            assert_int_equal(c.size, len);
+            assert_int_equal(maildir_counts_crlf_size(&c), cases[i].crlf);
+            assert_int_equal(maildir_counts_pop3_size(&c), cases[i].pop3);
+        }
+    }
+}
+
 static void test_deliver_creates_maildir_and_writes_headers_then_message(void **state)
 {
     struct fixture *f = *state;
@@ -130,6 +159,15 @@ static void test_deliver_creates_maildir_and_writes_headers_then_message(void **
     char *s = strstr(path, ",S=");
     assert_non_null(s);
     assert_int_equal(strtoul(s + 3, NULL, 10), len);
+    /* W= and P= are what the bytes give (the mailbox index trusts them). */
+    struct maildir_counts c;
+    maildir_counts_init(&c);
+    maildir_counts_add(&c, data, len);
+    char *w = strstr(path, ",W="), *p = strstr(path, ",P=");
+    assert_non_null(w);
+    assert_non_null(p);
+    assert_int_equal(strtoull(w + 3, NULL, 10), maildir_counts_crlf_size(&c));
+    assert_int_equal(strtoull(p + 3, NULL, 10), maildir_counts_pop3_size(&c));
     struct stat st;
     assert_int_equal(stat(dir, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
@@ -226,6 +264,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unique_names_differ_and_carry_size),
+        cmocka_unit_test(test_counts_do_not_depend_on_chunking),
         cmocka_unit_test_setup_teardown(test_deliver_creates_maildir_and_writes_headers_then_message,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_durable_delivery_and_null_sender, setup, teardown),
