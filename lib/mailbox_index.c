@@ -22,12 +22,9 @@
  *	many sessions in one process. An environment inherited over fork()
  *	is not used: the handle reopens it in the child.
  *
- *	sync reads new/ and cur/, loads all records (copied out of one
- *	read transaction), and merges the two sorted by unique part; only
- *	files new to the index are read (once, to count CRLF size), then one
- *	write transaction applies the changes. The write re-checks the meta
- *	data and starts over if another process changed the index meanwhile.
- *	The directory listing is freed as soon as it is merged. After a sync
+ *	The sync is in mailbox_index_sync.c. It re-checks the meta data in
+ *	its write transaction and starts over if another process changed
+ *	the index meanwhile. After a sync
  *	or flush the process's pages of the read-only map are released
  *	(madvise; the page cache keeps them), so a daemon holding many
  *	mailboxes open does not keep every map it read resident.
@@ -66,84 +63,9 @@
 #include "maildir.h"
 #include "xalloc.h"
 
-#define INDEX_NAME "postern-index.lmdb"
-#define LOCK_NAME "postern-index.lock"
-#define INDEX_VERSION 1
-#define RECORD_FORMAT 1
-#define RECORD_HEAD 47 /* format, bits, 5 x u64, u16, u16, u8 */
-#define RECORD_MAX 1024
-#define NAME_LIMIT 255
-#define MAP_START ((size_t)16 << 20)
-#define MAP_CAP ((uint64_t)4 << 30)
-#define SYNC_ATTEMPTS 5
-#define PENDING_LIMIT 1024 /* changed records kept by a dropped handle before a flush */
-#define RELEASE_EVERY 256  /* on-demand lookups between releases of the map's pages */
-
-/* Our own result codes, beside LMDB's (-30800..-30780) and errno values. */
-#define IX_RETRY (-29001)
-#define IX_CORRUPT (-29002)
-
-struct index_env {
-    struct index_env *next;
-    dev_t dev;
-    ino_t ino;
-    pid_t pid;
-    int refs;
-    MDB_env *env;
-    MDB_dbi meta, msgs, bases;
-    size_t mapsize;
-};
+#include "mailbox_index_private.h"
 
 static struct index_env *env_list;
-
-struct meta {
-    uint32_t uidvalidity;
-    uint32_t uidnext;
-    uint64_t modseq;
-};
-
-struct msg_extra {
-    uint64_t dot_lines;
-    uint8_t final_newline;
-    uint8_t dirty; /* path/flags changed in memory, record not yet written */
-};
-
-struct gone {
-    uint32_t uid;
-    char *base;
-};
-
-/* A changed message of a handle whose array is dropped. */
-struct pending {
-    struct mailbox_msg m;
-    struct msg_extra x;
-};
-
-struct mailbox_index {
-    char *maildir;
-    char *db_path;
-    char *lock_path;
-    struct index_env *e;
-    int lock_fd;
-    struct meta meta;
-    struct mailbox_msg *msgs;
-    struct msg_extra *extra;
-    size_t count;
-    size_t dirty_count;
-    struct gone *gone; /* expunged or vanished, not yet deleted in LMDB; by UID */
-    size_t gone_count;
-    /* After mailbox_index_drop_messages: msgs is empty, messages are read
-       from LMDB on demand into scratch; changes wait in pending (by UID,
-       counted in dirty_count) until a flush. */
-    int dropped;
-    struct pending *pending;
-    size_t pending_count, pending_alloc;
-    unsigned lookups; /* since the map's pages were last released */
-    struct mailbox_msg scratch;
-    struct msg_extra scratch_x;
-    char scratch_base[RECORD_MAX];
-    char scratch_path[RECORD_MAX];
-};
 
 /*
  * Maildir names.
@@ -273,7 +195,7 @@ static uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-static void uid_key(uint32_t uid, unsigned char out[4])
+void ix_uid_key(uint32_t uid, unsigned char out[4])
 {
     out[0] = (unsigned char)(uid >> 24);
     out[1] = (unsigned char)(uid >> 16);
@@ -281,13 +203,8 @@ static void uid_key(uint32_t uid, unsigned char out[4])
     out[3] = (unsigned char)uid;
 }
 
-static uint32_t uid_from_key(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static size_t record_encode(const struct mailbox_msg *m, const struct msg_extra *x,
-                            unsigned char out[RECORD_MAX])
+size_t ix_record_encode(const struct mailbox_msg *m, const struct msg_extra *x,
+                        unsigned char out[RECORD_MAX])
 {
     size_t bl = strlen(m->base), pl = strlen(m->path), fl = strlen(m->flags);
     if (RECORD_HEAD + bl + pl + fl > RECORD_MAX || bl > 0xffff || pl > 0xffff)
@@ -353,8 +270,8 @@ static int record_parse(const unsigned char *d, size_t len, uint32_t uid, struct
 
 /* Copies a record out of LMDB's memory. Returns 0, or -1 if it is not
    one we wrote (m is untouched then). */
-static int record_decode(const unsigned char *d, size_t len, uint32_t uid,
-                         struct mailbox_msg *m, struct msg_extra *x)
+int ix_record_decode(const unsigned char *d, size_t len, uint32_t uid, struct mailbox_msg *m,
+                     struct msg_extra *x)
 {
     const char *base, *path;
     size_t bl, pl;
@@ -365,7 +282,7 @@ static int record_decode(const unsigned char *d, size_t len, uint32_t uid,
     return 0;
 }
 
-static void msg_free(struct mailbox_msg *m)
+void ix_msg_free(struct mailbox_msg *m)
 {
     xfree(&m->base);
     xfree(&m->path);
@@ -375,14 +292,14 @@ static void msg_free(struct mailbox_msg *m)
  * Environments.
  */
 
-static int rc_is_corrupt(int rc)
+int ix_rc_is_corrupt(int rc)
 {
     return rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
            rc == MDB_PAGE_NOTFOUND || rc == MDB_INCOMPATIBLE || rc == MDB_BAD_VALSIZE ||
            rc == IX_CORRUPT;
 }
 
-static const char *rc_text(int rc)
+const char *ix_rc_text(int rc)
 {
     if (rc == IX_CORRUPT)
         return "bad index data";
@@ -412,7 +329,7 @@ static void env_release(struct mailbox_index *ix)
 }
 
 /* Starts a transaction, adopting a map another process has grown. */
-static int txn_begin(struct index_env *e, unsigned flags, MDB_txn **txn_r)
+int ix_txn_begin(struct index_env *e, unsigned flags, MDB_txn **txn_r)
 {
     int rc = mdb_txn_begin(e->env, NULL, flags, txn_r);
     if (rc == MDB_MAP_RESIZED) {
@@ -444,12 +361,12 @@ static int grow_map(struct index_env *e)
 /* Runs apply in a write transaction; on MDB_MAP_FULL the map is doubled
    and apply runs again from scratch, so it must not keep state from a
    failed run. */
-static int txn_write(struct index_env *e, int (*apply)(MDB_txn *, struct index_env *, void *),
-                     void *ctx)
+int ix_txn_write(struct index_env *e, int (*apply)(MDB_txn *, struct index_env *, void *),
+                 void *ctx)
 {
     for (;;) {
         MDB_txn *txn;
-        int rc = txn_begin(e, 0, &txn);
+        int rc = ix_txn_begin(e, 0, &txn);
         if (rc != 0)
             return rc;
         rc = apply(txn, e, ctx);
@@ -490,7 +407,7 @@ static int meta_get(MDB_txn *txn, struct index_env *e, const char *key, uint64_t
 
 /* Returns 0, MDB_NOTFOUND when there is no meta data at all,
    IX_CORRUPT, or an LMDB error. */
-static int meta_load(MDB_txn *txn, struct index_env *e, struct meta *m)
+int ix_meta_load(MDB_txn *txn, struct index_env *e, struct meta *m)
 {
     uint64_t version, uv, next, modseq;
     int rc = meta_get(txn, e, "version", UINT32_MAX, &version);
@@ -518,7 +435,7 @@ static int meta_put1(MDB_txn *txn, struct index_env *e, const char *key, uint64_
     return mdb_put(txn, e->meta, &k, &v, 0);
 }
 
-static int meta_put(MDB_txn *txn, struct index_env *e, const struct meta *m)
+int ix_meta_put(MDB_txn *txn, struct index_env *e, const struct meta *m)
 {
     int rc;
     if ((rc = meta_put1(txn, e, "version", INDEX_VERSION)) != 0 ||
@@ -586,14 +503,14 @@ static int attach_apply(MDB_txn *txn, struct index_env *e, void *vctx)
         (rc = mdb_dbi_open(txn, "msgs", MDB_CREATE, &e->msgs)) != 0 ||
         (rc = mdb_dbi_open(txn, "bases", MDB_CREATE, &e->bases)) != 0)
         return rc;
-    rc = meta_load(txn, e, &c->m);
+    rc = ix_meta_load(txn, e, &c->m);
     c->created = 0;
     if (rc == MDB_NOTFOUND && !c->existed) {
         c->m.uidvalidity = new_uidvalidity(c->ix, &c->previous);
         c->m.uidnext = 1;
         c->m.modseq = 1;
         c->created = 1;
-        return meta_put(txn, e, &c->m);
+        return ix_meta_put(txn, e, &c->m);
     }
     return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
 }
@@ -610,10 +527,10 @@ static int env_attach(struct mailbox_index *ix, int *created_r, uint32_t *previo
         for (struct index_env *e = env_list; e; e = e->next) {
             if (e->dev == st.st_dev && e->ino == st.st_ino && e->pid == pid) {
                 MDB_txn *txn;
-                int rc = txn_begin(e, MDB_RDONLY, &txn);
+                int rc = ix_txn_begin(e, MDB_RDONLY, &txn);
                 if (rc != 0)
                     return rc;
-                rc = meta_load(txn, e, &ix->meta);
+                rc = ix_meta_load(txn, e, &ix->meta);
                 mdb_txn_abort(txn);
                 if (rc != 0)
                     return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
@@ -653,7 +570,7 @@ static int env_attach(struct mailbox_index *ix, int *created_r, uint32_t *previo
     if (mdb_env_info(e->env, &info) == 0)
         e->mapsize = info.me_mapsize;
     struct attach_ctx c = { .ix = ix, .existed = existed };
-    rc = txn_write(e, attach_apply, &c);
+    rc = ix_txn_write(e, attach_apply, &c);
     if (rc != 0) {
         env_release(ix);
         return rc;
@@ -667,7 +584,7 @@ static int env_attach(struct mailbox_index *ix, int *created_r, uint32_t *previo
 }
 
 /* Moves a corrupt index aside; the next attach creates a new one. */
-static void quarantine(struct mailbox_index *ix)
+void ix_quarantine(struct mailbox_index *ix)
 {
     env_release(ix);
     char *aside = xasprintf("%s.corrupt", ix->db_path);
@@ -681,7 +598,7 @@ static void quarantine(struct mailbox_index *ix)
 
 /* Attaches, rebuilding a corrupt index once. why: the reason an index
    is being rebuilt (NULL if none yet). Returns 0 or -1 with *error_r. */
-static int index_attach(struct mailbox_index *ix, const char *why, char **error_r)
+int ix_index_attach(struct mailbox_index *ix, const char *why, char **error_r)
 {
     char *reason = why ? xstrdup(why) : NULL;
     for (int round = 0; round < 2; round++) {
@@ -701,27 +618,27 @@ static int index_attach(struct mailbox_index *ix, const char *why, char **error_
             free(reason);
             return 0;
         }
-        if (!rc_is_corrupt(rc) || round == 1) {
+        if (!ix_rc_is_corrupt(rc) || round == 1) {
             if (error_r != NULL)
-                *error_r = xasprintf("mailbox index %s: %s", ix->db_path, rc_text(rc));
+                *error_r = xasprintf("mailbox index %s: %s", ix->db_path, ix_rc_text(rc));
             free(reason);
             errno = rc > 0 ? rc : EIO;
             return -1;
         }
         free(reason);
-        reason = xstrdup(rc_text(rc));
-        quarantine(ix);
+        reason = xstrdup(ix_rc_text(rc));
+        ix_quarantine(ix);
     }
     msg_panic("mailbox index: attach loop fell through");
 }
 
 /* An environment inherited over fork() must not be used: reopen. */
-static int index_ready(struct mailbox_index *ix, char **error_r)
+int ix_index_ready(struct mailbox_index *ix, char **error_r)
 {
     if (ix->e != NULL && ix->e->pid == getpid())
         return 0;
     env_release(ix);
-    return index_attach(ix, NULL, error_r);
+    return ix_index_attach(ix, NULL, error_r);
 }
 
 /*
@@ -741,7 +658,7 @@ struct mailbox_index *mailbox_index_open(const char *maildir, char **error_r)
     ix->db_path = xasprintf("%s/%s", maildir, INDEX_NAME);
     ix->lock_path = xasprintf("%s/%s", maildir, LOCK_NAME);
     ix->lock_fd = -1;
-    if (index_attach(ix, NULL, error_r) < 0) {
+    if (ix_index_attach(ix, NULL, error_r) < 0) {
         int saved = errno;
         mailbox_index_close(&ix);
         errno = saved;
@@ -752,10 +669,10 @@ struct mailbox_index *mailbox_index_open(const char *maildir, char **error_r)
 
 static void pending_free(struct mailbox_index *ix);
 
-static void msgs_free(struct mailbox_index *ix)
+void ix_msgs_free(struct mailbox_index *ix)
 {
     for (size_t i = 0; i < ix->count; i++)
-        msg_free(&ix->msgs[i]);
+        ix_msg_free(&ix->msgs[i]);
     xfree(&ix->msgs);
     xfree(&ix->extra);
     ix->count = 0;
@@ -774,7 +691,7 @@ void mailbox_index_close(struct mailbox_index **index_p)
     env_release(ix);
     if (ix->lock_fd >= 0)
         close(ix->lock_fd);
-    msgs_free(ix);
+    ix_msgs_free(ix);
     pending_free(ix);
     for (size_t i = 0; i < ix->gone_count; i++)
         free(ix->gone[i].base);
@@ -850,8 +767,6 @@ static ssize_t find_pos(const struct mailbox_index *ix, uint32_t uid)
     return -1;
 }
 
-static void map_release(const struct index_env *e);
-
 static ssize_t gone_pos(const struct mailbox_index *ix, uint32_t uid, int *found_r)
 {
     size_t lo = 0, hi = ix->gone_count;
@@ -907,7 +822,7 @@ static ssize_t pending_pos(const struct mailbox_index *ix, uint32_t uid, int *fo
 static void pending_free(struct mailbox_index *ix)
 {
     for (size_t i = 0; i < ix->pending_count; i++)
-        msg_free(&ix->pending[i].m);
+        ix_msg_free(&ix->pending[i].m);
     xfree(&ix->pending);
     ix->pending_count = ix->pending_alloc = 0;
 }
@@ -917,17 +832,17 @@ static void pending_free(struct mailbox_index *ix)
 static struct mailbox_msg *db_lookup(struct mailbox_index *ix, uint32_t uid,
                                      struct msg_extra **x_r)
 {
-    if (index_ready(ix, NULL) < 0)
+    if (ix_index_ready(ix, NULL) < 0)
         return NULL;
     struct index_env *e = ix->e;
     MDB_txn *txn;
-    int rc = txn_begin(e, MDB_RDONLY, &txn);
+    int rc = ix_txn_begin(e, MDB_RDONLY, &txn);
     if (rc != 0) {
-        msg_warn("mailbox index %s: read: %s", ix->db_path, rc_text(rc));
+        msg_warn("mailbox index %s: read: %s", ix->db_path, ix_rc_text(rc));
         return NULL;
     }
     unsigned char key[4];
-    uid_key(uid, key);
+    ix_uid_key(uid, key);
     MDB_val k = { 4, key }, v;
     struct mailbox_msg *result = NULL;
     rc = mdb_get(txn, e->msgs, &k, &v);
@@ -952,14 +867,14 @@ static struct mailbox_msg *db_lookup(struct mailbox_index *ix, uint32_t uid,
             *x_r = &ix->scratch_x;
         }
     } else if (rc != MDB_NOTFOUND) {
-        msg_warn("mailbox index %s: read: %s", ix->db_path, rc_text(rc));
+        msg_warn("mailbox index %s: read: %s", ix->db_path, ix_rc_text(rc));
     }
     mdb_txn_abort(txn);
     /* A listing of every message would otherwise leave the whole map
        resident in this process again. */
     if (++ix->lookups >= RELEASE_EVERY) {
         ix->lookups = 0;
-        map_release(e);
+        ix_map_release(e);
     }
     return result;
 }
@@ -1018,7 +933,7 @@ uint64_t mailbox_index_pop3_size(const struct mailbox_index *ix, uint32_t uid)
    MDB_FIXEDMAP), so /proc/self/maps is asked; only read-only shared
    mappings of the index's inode are touched (another file with the same
    inode number on another device would merely be faulted in again). */
-static void map_release(const struct index_env *e)
+void ix_map_release(const struct index_env *e)
 {
     FILE *f = fopen("/proc/self/maps", "re");
     if (f == NULL)
@@ -1035,496 +950,6 @@ static void map_release(const struct index_env *e)
         (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
     }
     fclose(f);
-}
-
-/*
- * Sync.
- */
-
-struct dent {
-    char *name;
-    struct maildir_name p;
-    uint8_t cur;
-};
-
-struct loaded {
-    struct mailbox_msg m;
-    struct msg_extra x;
-    uint64_t time; /* sort key of new messages */
-    uint8_t cur;   /* new messages: in cur/ */
-    enum { KEEP, UPDATE, DELETE } state;
-};
-
-struct sync_state {
-    struct dent *dents;
-    size_t ndents, adents;
-    DIR *dirs[2]; /* new/, cur/ */
-    struct loaded *recs;
-    size_t nrecs, arecs;
-    struct loaded *adds;
-    size_t nadds, aadds;
-    struct meta m0; /* meta data the merge was based on */
-    struct meta m1; /* after the write */
-    int changed;
-};
-
-static int base_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    if (c != 0)
-        return c;
-    return alen < blen ? -1 : alen > blen;
-}
-
-static int dent_cmp(const void *va, const void *vb)
-{
-    const struct dent *a = va, *b = vb;
-    int c = base_cmp(a->name, a->p.base_len, b->name, b->p.base_len);
-    if (c != 0)
-        return c;
-    return (int)b->cur - (int)a->cur; /* cur/ first: a rename new -> cur was caught mid-way */
-}
-
-static const struct loaded *sort_recs; /* qsort has no context argument */
-
-static int rec_order_cmp(const void *va, const void *vb)
-{
-    const struct loaded *a = &sort_recs[*(const size_t *)va], *b = &sort_recs[*(const size_t *)vb];
-    return strcmp(a->m.base, b->m.base);
-}
-
-static int add_cmp(const void *va, const void *vb)
-{
-    const struct loaded *a = va, *b = vb;
-    if (a->time != b->time)
-        return a->time < b->time ? -1 : 1;
-    return strcmp(a->m.base, b->m.base);
-}
-
-static void sync_state_free(struct sync_state *s)
-{
-    for (size_t i = 0; i < s->ndents; i++)
-        free(s->dents[i].name);
-    free(s->dents);
-    for (int i = 0; i < 2; i++)
-        if (s->dirs[i] != NULL)
-            closedir(s->dirs[i]);
-    for (size_t i = 0; i < s->nrecs; i++)
-        msg_free(&s->recs[i].m);
-    free(s->recs);
-    for (size_t i = 0; i < s->nadds; i++)
-        msg_free(&s->adds[i].m);
-    free(s->adds);
-    memset(s, 0, sizeof(*s));
-}
-
-static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, char **error_r)
-{
-    char *path = xasprintf("%s/%s", ix->maildir, cur ? "cur" : "new");
-    DIR *d = opendir(path);
-    if (d == NULL) {
-        int saved = errno;
-        if (saved == ENOENT) {
-            free(path);
-            return 0;
-        }
-        *error_r = xasprintf("mailbox index: opendir %s: %s", path, strerror(saved));
-        free(path);
-        errno = saved;
-        return -1;
-    }
-    s->dirs[cur] = d;
-    struct dirent *de;
-    for (;;) {
-        errno = 0;
-        if ((de = readdir(d)) == NULL)
-            break;
-        struct maildir_name p;
-        if (mailbox_index_parse_name(de->d_name, strlen(de->d_name), &p) < 0)
-            continue;
-        if (de->d_type != DT_REG) {
-            struct stat st;
-            if (de->d_type != DT_UNKNOWN ||
-                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                !S_ISREG(st.st_mode))
-                continue;
-        }
-        if (s->ndents == s->adents) {
-            s->adents = s->adents ? s->adents * 2 : 256;
-            s->dents = xreallocarray(s->dents, s->adents, sizeof(*s->dents));
-        }
-        struct dent *t = &s->dents[s->ndents++];
-        t->name = xstrdup(de->d_name);
-        t->p = p;
-        t->cur = (uint8_t)cur;
-    }
-    if (errno != 0) {
-        int saved = errno;
-        *error_r = xasprintf("mailbox index: readdir %s: %s", path, strerror(saved));
-        free(path);
-        errno = saved;
-        return -1;
-    }
-    free(path);
-    return 0;
-}
-
-/* Copies every record out of one read transaction. */
-static int load_index(struct mailbox_index *ix, struct sync_state *s)
-{
-    struct index_env *e = ix->e;
-    MDB_txn *txn;
-    int rc = txn_begin(e, MDB_RDONLY, &txn);
-    if (rc != 0)
-        return rc;
-    rc = meta_load(txn, e, &s->m0);
-    if (rc == MDB_NOTFOUND)
-        rc = IX_CORRUPT;
-    MDB_cursor *cur = NULL;
-    if (rc == 0)
-        rc = mdb_cursor_open(txn, e->msgs, &cur);
-    if (rc == 0) {
-        MDB_val k, v;
-        uint32_t last = 0;
-        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            uint32_t uid = k.mv_size == 4 ? uid_from_key(k.mv_data) : 0;
-            if (uid == 0 || uid <= last || uid >= s->m0.uidnext) {
-                rc = IX_CORRUPT;
-                break;
-            }
-            last = uid;
-            if (s->nrecs == s->arecs) {
-                s->arecs = s->arecs ? s->arecs * 2 : 256;
-                s->recs = xreallocarray(s->recs, s->arecs, sizeof(*s->recs));
-            }
-            struct loaded *l = &s->recs[s->nrecs];
-            memset(l, 0, sizeof(*l));
-            if (record_decode(v.mv_data, v.mv_size, uid, &l->m, &l->x) < 0) {
-                rc = IX_CORRUPT;
-                break;
-            }
-            s->nrecs++;
-        }
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-        mdb_cursor_close(cur);
-    }
-    mdb_txn_abort(txn);
-    return rc;
-}
-
-static char *dent_path(const struct dent *d)
-{
-    return xasprintf("%s/%s", d->cur ? "cur" : "new", d->name);
-}
-
-static int dent_is(const struct dent *d, const char *path)
-{
-    return strncmp(path, d->cur ? "cur/" : "new/", 4) == 0 && strcmp(path + 4, d->name) == 0;
-}
-
-static void merge(struct sync_state *s)
-{
-    size_t *order = xreallocarray(NULL, s->nrecs ? s->nrecs : 1, sizeof(*order));
-    for (size_t i = 0; i < s->nrecs; i++)
-        order[i] = i;
-    sort_recs = s->recs;
-    if (s->nrecs > 1)
-        qsort(order, s->nrecs, sizeof(*order), rec_order_cmp);
-    sort_recs = NULL;
-    if (s->ndents > 1)
-        qsort(s->dents, s->ndents, sizeof(*s->dents), dent_cmp);
-
-    size_t i = 0, j = 0;
-    while (i < s->ndents || j < s->nrecs) {
-        struct loaded *r = j < s->nrecs ? &s->recs[order[j]] : NULL;
-        int c;
-        if (i >= s->ndents)
-            c = 1;
-        else if (r == NULL)
-            c = -1;
-        else
-            c = base_cmp(s->dents[i].name, s->dents[i].p.base_len, r->m.base, strlen(r->m.base));
-        if (c > 0) {
-            r->state = DELETE;
-            s->changed = 1;
-            j++;
-            continue;
-        }
-        /* The same unique part twice (a copy, or a rename seen half-way):
-           keep the file the index knows, else the first (cur/ sorts first). */
-        size_t k = i + 1;
-        while (k < s->ndents &&
-               base_cmp(s->dents[i].name, s->dents[i].p.base_len, s->dents[k].name,
-                        s->dents[k].p.base_len) == 0)
-            k++;
-        const struct dent *chosen = &s->dents[i];
-        if (c == 0) {
-            for (size_t t = i; t < k; t++)
-                if (dent_is(&s->dents[t], r->m.path))
-                    chosen = &s->dents[t];
-            if (!dent_is(chosen, r->m.path)) {
-                free(r->m.path);
-                r->m.path = dent_path(chosen);
-                memcpy(r->m.flags, chosen->p.flags, sizeof(r->m.flags));
-                r->state = UPDATE;
-                s->changed = 1;
-            }
-            j++;
-        } else {
-            if (s->nadds == s->aadds) {
-                s->aadds = s->aadds ? s->aadds * 2 : 64;
-                s->adds = xreallocarray(s->adds, s->aadds, sizeof(*s->adds));
-            }
-            struct loaded *a = &s->adds[s->nadds++];
-            memset(a, 0, sizeof(*a));
-            a->m.base = xstrndup(chosen->name, chosen->p.base_len);
-            a->m.path = dent_path(chosen);
-            memcpy(a->m.flags, chosen->p.flags, sizeof(a->m.flags));
-            a->time = chosen->p.time;
-            a->cur = chosen->cur;
-            s->changed = 1;
-        }
-        i = k;
-    }
-    free(order);
-}
-
-/* A name written by lib/maildir.c carries every size the index needs
-   (S=, W=, P=): a stat for the date and to check S= is enough. Sizes
-   that contradict each other or the file mean another tool wrote or
-   changed it: the file is read instead. */
-static int sizes_from_name(DIR *d, struct loaded *a)
-{
-    const char *name = a->m.path + 4;
-    struct maildir_name p;
-    struct stat st;
-    if (mailbox_index_parse_name(name, strlen(name), &p) < 0 || !p.has_size ||
-        !p.has_crlf_size || !p.has_pop3_size || p.crlf_size < p.size ||
-        p.pop3_size < p.crlf_size)
-        return 0;
-    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size != p.size)
-        return 0;
-    a->m.size = p.size;
-    a->m.crlf_size = p.crlf_size;
-    a->m.internal_date = (int64_t)st.st_mtime;
-    /* Only their sum matters (mailbox_index_pop3_size). */
-    a->x.dot_lines = p.pop3_size - p.crlf_size;
-    a->x.final_newline = 1;
-    return 1;
-}
-
-/* Learns each new file's sizes, from its name or by reading it once.
-   Files that vanished or cannot be read are left out (the next sync
-   tries again). */
-static void count_adds(struct mailbox_index *ix, struct sync_state *s)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < s->nadds; i++) {
-        struct loaded *a = &s->adds[i];
-        DIR *d = s->dirs[a->cur];
-        if (d != NULL && sizes_from_name(d, a)) {
-            s->adds[kept++] = *a;
-            continue;
-        }
-        int fd = d ? openat(dirfd(d), a->m.path + 4, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-                                                         O_NONBLOCK)
-                   : -1;
-        struct stat st;
-        struct mailbox_msg_counts n;
-        int ok = fd >= 0 && fstat(fd, &st) == 0 &&
-                 (S_ISREG(st.st_mode) || (errno = ENOENT, 0)) &&
-                 mailbox_index_count_fd(fd, &n) == 0;
-        if (fd < 0 && d == NULL)
-            errno = ENOENT;
-        if (!ok && errno != ENOENT && errno != ELOOP)
-            msg_warn("mailbox index: cannot read %s/%s: %m", ix->maildir, a->m.path);
-        if (fd >= 0)
-            close(fd);
-        if (!ok) {
-            msg_free(&a->m);
-            continue;
-        }
-        a->m.size = n.size;
-        a->m.crlf_size = n.crlf_size;
-        a->m.internal_date = (int64_t)st.st_mtime;
-        a->x.dot_lines = n.dot_lines;
-        a->x.final_newline = (uint8_t)n.final_newline;
-        s->adds[kept++] = *a;
-    }
-    s->nadds = kept;
-    if (s->nadds > 1)
-        qsort(s->adds, s->nadds, sizeof(*s->adds), add_cmp);
-}
-
-static int meta_same(const struct meta *a, const struct meta *b)
-{
-    return a->uidvalidity == b->uidvalidity && a->uidnext == b->uidnext &&
-           a->modseq == b->modseq;
-}
-
-static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
-{
-    struct sync_state *s = vctx;
-    struct meta now;
-    int rc = meta_load(txn, e, &now);
-    if (rc != 0)
-        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
-    if (!meta_same(&now, &s->m0))
-        return IX_RETRY;
-    struct meta m = now;
-    unsigned char key[4], rec[RECORD_MAX];
-    for (size_t i = 0; i < s->nrecs; i++) {
-        struct loaded *r = &s->recs[i];
-        uid_key(r->m.uid, key);
-        MDB_val k = { 4, key }, v;
-        if (r->state == DELETE) {
-            if ((rc = mdb_del(txn, e->msgs, &k, NULL)) != 0)
-                return rc;
-            MDB_val bk = { strlen(r->m.base), r->m.base };
-            if ((rc = mdb_del(txn, e->bases, &bk, NULL)) != 0 && rc != MDB_NOTFOUND)
-                return rc;
-            m.modseq++;
-        } else if (r->state == UPDATE) {
-            r->m.modseq = ++m.modseq;
-            v.mv_size = record_encode(&r->m, &r->x, rec);
-            v.mv_data = rec;
-            if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
-                return rc;
-        }
-    }
-    for (size_t i = 0; i < s->nadds; i++) {
-        struct loaded *a = &s->adds[i];
-        a->m.uid = m.uidnext++;
-        a->m.modseq = ++m.modseq;
-        uid_key(a->m.uid, key);
-        MDB_val k = { 4, key }, v = { record_encode(&a->m, &a->x, rec), rec };
-        if ((rc = mdb_put(txn, e->msgs, &k, &v, MDB_APPEND)) != 0)
-            return rc == MDB_KEYEXIST ? IX_CORRUPT : rc;
-        MDB_val bk = { strlen(a->m.base), a->m.base }, bv = { 4, key };
-        if ((rc = mdb_put(txn, e->bases, &bk, &bv, 0)) != 0)
-            return rc;
-    }
-    if ((rc = meta_put(txn, e, &m)) != 0)
-        return rc;
-    s->m1 = m;
-    return 0;
-}
-
-/* Moves the merged records into the index's array, in UID order. */
-static void install(struct mailbox_index *ix, struct sync_state *s)
-{
-    msgs_free(ix);
-    size_t n = s->nrecs + s->nadds;
-    ix->msgs = xreallocarray(NULL, n ? n : 1, sizeof(*ix->msgs));
-    ix->extra = xreallocarray(NULL, n ? n : 1, sizeof(*ix->extra));
-    size_t c = 0;
-    for (size_t i = 0; i < s->nrecs; i++) {
-        if (s->recs[i].state == DELETE)
-            continue;
-        ix->msgs[c] = s->recs[i].m;
-        ix->extra[c++] = s->recs[i].x;
-        memset(&s->recs[i].m, 0, sizeof(s->recs[i].m));
-    }
-    for (size_t i = 0; i < s->nadds; i++) {
-        ix->msgs[c] = s->adds[i].m;
-        ix->extra[c++] = s->adds[i].x;
-        memset(&s->adds[i].m, 0, sizeof(s->adds[i].m));
-    }
-    ix->count = c;
-    ix->meta = s->m1;
-}
-
-static int sync_once(struct mailbox_index *ix, char **error_r)
-{
-    struct sync_state s;
-    memset(&s, 0, sizeof(s));
-    /* new/ before cur/: a message moving new -> cur meanwhile is then
-       seen at least once. */
-    if (list_dir(ix, &s, 0, error_r) < 0 || list_dir(ix, &s, 1, error_r) < 0) {
-        int saved = errno;
-        sync_state_free(&s);
-        errno = saved;
-        return -1;
-    }
-    int rc = load_index(ix, &s);
-    if (rc != 0) {
-        sync_state_free(&s);
-        return rc;
-    }
-    merge(&s);
-    /* The directory listing is no longer needed (merge copied what it
-       keeps): free it before reading new files and installing, so the
-       peak does not hold both. */
-    for (size_t i = 0; i < s.ndents; i++)
-        free(s.dents[i].name);
-    xfree(&s.dents);
-    s.ndents = s.adents = 0;
-    count_adds(ix, &s);
-    if (s.nadds > 0 && (uint64_t)s.m0.uidnext + s.nadds >= UINT32_MAX) {
-        sync_state_free(&s);
-        return IX_CORRUPT; /* UIDs used up: a new UIDVALIDITY starts over */
-    }
-    s.m1 = s.m0;
-    if (s.changed && (rc = txn_write(ix->e, sync_apply, &s)) != 0) {
-        sync_state_free(&s);
-        return rc;
-    }
-    install(ix, &s);
-    sync_state_free(&s);
-    return 0;
-}
-
-int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
-{
-    if (index_ready(ix, error_r) < 0)
-        return -1;
-    if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0) {
-        int saved = errno;
-        if (error_r != NULL)
-            *error_r = xasprintf("mailbox index %s: cannot write pending changes: %s",
-                                 ix->db_path, strerror(saved));
-        errno = saved;
-        return -1;
-    }
-    /* The flush left nothing pending: install() builds a new array. */
-    ix->dropped = 0;
-    int rebuilt = 0;
-    for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
-        char *error = NULL;
-        int rc = sync_once(ix, &error);
-        if (rc == 0) {
-            map_release(ix->e);
-            return 0;
-        }
-        if (rc == -1) {
-            if (error_r != NULL)
-                *error_r = error;
-            else
-                free(error);
-            return -1;
-        }
-        if (rc == IX_RETRY)
-            continue;
-        if (rc_is_corrupt(rc) && !rebuilt) {
-            rebuilt = 1;
-            quarantine(ix);
-            msgs_free(ix);
-            if (index_attach(ix, rc_text(rc), error_r) < 0)
-                return -1;
-            continue;
-        }
-        if (error_r != NULL)
-            *error_r = xasprintf("mailbox index %s: %s", ix->db_path, rc_text(rc));
-        errno = rc > 0 ? rc : EIO;
-        return -1;
-    }
-    if (error_r != NULL)
-        *error_r = xasprintf("mailbox index %s: keeps changing under us", ix->db_path);
-    errno = EAGAIN;
-    return -1;
 }
 
 /*
@@ -1567,7 +992,7 @@ static void forget(struct mailbox_index *ix, struct mailbox_msg *m, ssize_t pos)
         int found;
         ssize_t at = pending_pos(ix, m->uid, &found);
         if (found) {
-            msg_free(&ix->pending[at].m);
+            ix_msg_free(&ix->pending[at].m);
             memmove(&ix->pending[at], &ix->pending[at + 1],
                     (ix->pending_count - (size_t)at - 1) * sizeof(*ix->pending));
             ix->pending_count--;
@@ -1579,7 +1004,7 @@ static void forget(struct mailbox_index *ix, struct mailbox_msg *m, ssize_t pos)
     m->base = NULL;
     if (ix->extra[pos].dirty)
         ix->dirty_count--;
-    msg_free(m);
+    ix_msg_free(m);
     memmove(&ix->msgs[pos], &ix->msgs[pos + 1], (ix->count - pos - 1) * sizeof(*ix->msgs));
     memmove(&ix->extra[pos], &ix->extra[pos + 1], (ix->count - pos - 1) * sizeof(*ix->extra));
     ix->count--;
@@ -1760,7 +1185,7 @@ static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
     struct flush_ctx *c = vctx;
     struct mailbox_index *ix = c->ix;
     struct meta m;
-    int rc = meta_load(txn, e, &m);
+    int rc = ix_meta_load(txn, e, &m);
     if (rc != 0)
         return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
     if (m.uidvalidity != ix->meta.uidvalidity)
@@ -1768,7 +1193,7 @@ static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
     c->start_modseq = m.modseq;
     unsigned char key[4], rec[RECORD_MAX];
     for (size_t i = 0; i < ix->gone_count; i++) {
-        uid_key(ix->gone[i].uid, key);
+        ix_uid_key(ix->gone[i].uid, key);
         MDB_val k = { 4, key };
         if ((rc = mdb_del(txn, e->msgs, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
             return rc;
@@ -1782,8 +1207,8 @@ static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
             continue;
         struct mailbox_msg copy = ix->msgs[i];
         copy.modseq = m.modseq + 1;
-        uid_key(copy.uid, key);
-        MDB_val k = { 4, key }, v = { record_encode(&copy, &ix->extra[i], rec), rec };
+        ix_uid_key(copy.uid, key);
+        MDB_val k = { 4, key }, v = { ix_record_encode(&copy, &ix->extra[i], rec), rec };
         if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
             return rc;
         m.modseq++;
@@ -1791,13 +1216,13 @@ static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
     for (size_t i = 0; i < ix->pending_count; i++) {
         struct mailbox_msg copy = ix->pending[i].m;
         copy.modseq = m.modseq + 1;
-        uid_key(copy.uid, key);
-        MDB_val k = { 4, key }, v = { record_encode(&copy, &ix->pending[i].x, rec), rec };
+        ix_uid_key(copy.uid, key);
+        MDB_val k = { 4, key }, v = { ix_record_encode(&copy, &ix->pending[i].x, rec), rec };
         if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
             return rc;
         m.modseq++;
     }
-    if ((rc = meta_put(txn, e, &m)) != 0)
+    if ((rc = ix_meta_put(txn, e, &m)) != 0)
         return rc;
     return 0;
 }
@@ -1806,10 +1231,10 @@ int mailbox_index_flush(struct mailbox_index *ix)
 {
     if (ix->dirty_count == 0 && ix->gone_count == 0)
         return 0;
-    if (index_ready(ix, NULL) < 0)
+    if (ix_index_ready(ix, NULL) < 0)
         return -1;
     struct flush_ctx c = { .ix = ix };
-    int rc = txn_write(ix->e, flush_apply, &c);
+    int rc = ix_txn_write(ix->e, flush_apply, &c);
     if (rc == 0 || rc == IX_RETRY) {
         /* IX_RETRY: the index was rebuilt elsewhere; the next sync
            renumbers everything anyway. */
@@ -1827,7 +1252,7 @@ int mailbox_index_flush(struct mailbox_index *ix)
         rc = 0;
     }
     if (rc != 0) {
-        msg_warn("mailbox index %s: write: %s", ix->db_path, rc_text(rc));
+        msg_warn("mailbox index %s: write: %s", ix->db_path, ix_rc_text(rc));
         errno = rc > 0 ? rc : EIO;
         return -1;
     }
@@ -1835,7 +1260,7 @@ int mailbox_index_flush(struct mailbox_index *ix)
         free(ix->gone[i].base);
     ix->gone_count = 0;
     ix->dirty_count = 0;
-    map_release(ix->e);
+    ix_map_release(ix->e);
     return 0;
 }
 
@@ -1850,7 +1275,7 @@ void mailbox_index_drop_messages(struct mailbox_index *ix)
     /* Changes not yet written move over to pending (UID order kept). */
     for (size_t i = 0; i < ix->count; i++) {
         if (!ix->extra[i].dirty) {
-            msg_free(&ix->msgs[i]);
+            ix_msg_free(&ix->msgs[i]);
             continue;
         }
         if (ix->pending_count == ix->pending_alloc) {
@@ -1866,7 +1291,7 @@ void mailbox_index_drop_messages(struct mailbox_index *ix)
     ix->dropped = 1;
     ix->lookups = 0;
     if (ix->e != NULL)
-        map_release(ix->e);
+        ix_map_release(ix->e);
 }
 
 /* Rebuilds the array of a dropped handle from LMDB, then lays what is
@@ -1875,24 +1300,14 @@ static void undrop(struct mailbox_index *ix)
 {
     if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0)
         msg_warn("mailbox index %s: cannot write pending changes: %m", ix->db_path);
-    struct sync_state s;
-    memset(&s, 0, sizeof(s));
-    int rc = index_ready(ix, NULL) < 0 ? EIO : load_index(ix, &s);
-    if (rc != 0) {
-        msg_warn("mailbox index %s: read: %s", ix->db_path, rc_text(rc));
-        sync_state_free(&s);
-        memset(&s, 0, sizeof(s));
-    }
-    s.m1 = rc == 0 ? s.m0 : ix->meta;
-    install(ix, &s);
-    sync_state_free(&s);
+    ix_load_array(ix);
     ix->dropped = 0;
     size_t c = 0;
     for (size_t i = 0; i < ix->count; i++) {
         int found;
         (void)gone_pos(ix, ix->msgs[i].uid, &found);
         if (found) {
-            msg_free(&ix->msgs[i]);
+            ix_msg_free(&ix->msgs[i]);
             continue;
         }
         ix->msgs[c] = ix->msgs[i];
@@ -1914,5 +1329,5 @@ static void undrop(struct mailbox_index *ix)
     }
     pending_free(ix);
     if (ix->e != NULL)
-        map_release(ix->e);
+        ix_map_release(ix->e);
 }

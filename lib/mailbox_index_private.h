@@ -1,0 +1,131 @@
+/*
+ * NAME
+ *	mailbox_index_private - what the mailbox index's source files share
+ * DESCRIPTION
+ *	Not for users of the index: lib/mailbox_index.h is its interface.
+ *	mailbox_index.c holds the environments, records, lookups and single
+ *	changes; mailbox_index_sync.c holds the directory sync.
+ */
+#ifndef POSTERN_MAILBOX_INDEX_PRIVATE_H
+#define POSTERN_MAILBOX_INDEX_PRIVATE_H
+
+#include <lmdb.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "mailbox_index.h"
+
+#define INDEX_NAME "postern-index.lmdb"
+#define LOCK_NAME "postern-index.lock"
+#define INDEX_VERSION 1
+#define RECORD_FORMAT 1
+#define RECORD_HEAD 47 /* format, bits, 5 x u64, u16, u16, u8 */
+#define RECORD_MAX 1024
+#define NAME_LIMIT 255
+#define MAP_START ((size_t)16 << 20)
+#define MAP_CAP ((uint64_t)4 << 30)
+#define SYNC_ATTEMPTS 5
+#define PENDING_LIMIT 1024 /* changed records kept by a dropped handle before a flush */
+#define RELEASE_EVERY 256  /* on-demand lookups between releases of the map's pages */
+
+/* Our own result codes, beside LMDB's (-30800..-30780) and errno values. */
+#define IX_RETRY (-29001)
+#define IX_CORRUPT (-29002)
+
+struct index_env {
+    struct index_env *next;
+    dev_t dev;
+    ino_t ino;
+    pid_t pid;
+    int refs;
+    MDB_env *env;
+    MDB_dbi meta, msgs, bases;
+    size_t mapsize;
+};
+
+struct meta {
+    uint32_t uidvalidity;
+    uint32_t uidnext;
+    uint64_t modseq;
+};
+
+struct msg_extra {
+    uint64_t dot_lines;
+    uint8_t final_newline;
+    uint8_t dirty; /* path/flags changed in memory, record not yet written */
+};
+
+struct gone {
+    uint32_t uid;
+    char *base;
+};
+
+/* A changed message of a handle whose array is dropped. */
+struct pending {
+    struct mailbox_msg m;
+    struct msg_extra x;
+};
+
+struct mailbox_index {
+    char *maildir;
+    char *db_path;
+    char *lock_path;
+    struct index_env *e;
+    int lock_fd;
+    struct meta meta;
+    struct mailbox_msg *msgs;
+    struct msg_extra *extra;
+    size_t count;
+    size_t dirty_count;
+    struct gone *gone; /* expunged or vanished, not yet deleted in LMDB; by UID */
+    size_t gone_count;
+    /* After mailbox_index_drop_messages: msgs is empty, messages are read
+       from LMDB on demand into scratch; changes wait in pending (by UID,
+       counted in dirty_count) until a flush. */
+    int dropped;
+    struct pending *pending;
+    size_t pending_count, pending_alloc;
+    unsigned lookups; /* since the map's pages were last released */
+    struct mailbox_msg scratch;
+    struct msg_extra scratch_x;
+    char scratch_base[RECORD_MAX];
+    char scratch_path[RECORD_MAX];
+};
+
+/* Orders unique parts (byte strings, not NUL terminated). */
+static inline int base_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen;
+}
+
+/* Shared by mailbox_index.c and mailbox_index_sync.c. */
+void ix_uid_key(uint32_t uid, unsigned char out[4]);
+size_t ix_record_encode(const struct mailbox_msg *m, const struct msg_extra *x,
+                        unsigned char out[RECORD_MAX]);
+int ix_record_decode(const unsigned char *d, size_t len, uint32_t uid, struct mailbox_msg *m,
+                     struct msg_extra *x);
+void ix_msg_free(struct mailbox_msg *m);
+void ix_msgs_free(struct mailbox_index *ix);
+int ix_rc_is_corrupt(int rc);
+const char *ix_rc_text(int rc);
+int ix_txn_begin(struct index_env *e, unsigned flags, MDB_txn **txn_r);
+/* Runs apply in a write transaction, growing the map and retrying as
+   needed. Returns 0 or an LMDB/errno/IX_ code. */
+int ix_txn_write(struct index_env *e, int (*apply)(MDB_txn *, struct index_env *, void *),
+                 void *ctx);
+int ix_meta_load(MDB_txn *txn, struct index_env *e, struct meta *m);
+int ix_meta_put(MDB_txn *txn, struct index_env *e, const struct meta *m);
+/* Moves a corrupt index aside (the next attach rebuilds it). */
+void ix_quarantine(struct mailbox_index *ix);
+int ix_index_attach(struct mailbox_index *ix, const char *why, char **error_r);
+int ix_index_ready(struct mailbox_index *ix, char **error_r);
+/* Drops this process's pages of the read-only map (see mailbox_index.c). */
+void ix_map_release(const struct index_env *e);
+/* mailbox_index_sync.c */
+void ix_load_array(struct mailbox_index *ix);
+
+#endif

@@ -1,0 +1,535 @@
+/*
+ * NAME
+ *	mailbox_index_sync - bring a mailbox index up to date with its Maildir
+ * DESCRIPTION
+ *	See mailbox_index.h, docs/mailbox-index.md and the overview in
+ *	mailbox_index.c. new/ and cur/ are listed, the records loaded from
+ *	one read transaction, both sorted by unique part and merged; files
+ *	new to the index get their sizes from their names (S=, W=, P=) or
+ *	one read, then one write transaction applies the changes.
+ * DIAGNOSTICS
+ *	Files that cannot be read are skipped with msg_warn (and retried at
+ *	the next sync); a corrupt index is rebuilt (mailbox_index.c).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mailbox_index_private.h"
+#include "maildir.h"
+#include "xalloc.h"
+
+/*
+ * Sync.
+ */
+
+static uint32_t uid_from_key(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+
+struct dent {
+    char *name;
+    struct maildir_name p;
+    uint8_t cur;
+};
+
+struct loaded {
+    struct mailbox_msg m;
+    struct msg_extra x;
+    uint64_t time; /* sort key of new messages */
+    uint8_t cur;   /* new messages: in cur/ */
+    enum { KEEP, UPDATE, DELETE } state;
+};
+
+struct sync_state {
+    struct dent *dents;
+    size_t ndents, adents;
+    DIR *dirs[2]; /* new/, cur/ */
+    struct loaded *recs;
+    size_t nrecs, arecs;
+    struct loaded *adds;
+    size_t nadds, aadds;
+    struct meta m0; /* meta data the merge was based on */
+    struct meta m1; /* after the write */
+    int changed;
+};
+
+
+static int dent_cmp(const void *va, const void *vb)
+{
+    const struct dent *a = va, *b = vb;
+    int c = base_cmp(a->name, a->p.base_len, b->name, b->p.base_len);
+    if (c != 0)
+        return c;
+    return (int)b->cur - (int)a->cur; /* cur/ first: a rename new -> cur was caught mid-way */
+}
+
+static const struct loaded *sort_recs; /* qsort has no context argument */
+
+static int rec_order_cmp(const void *va, const void *vb)
+{
+    const struct loaded *a = &sort_recs[*(const size_t *)va], *b = &sort_recs[*(const size_t *)vb];
+    return strcmp(a->m.base, b->m.base);
+}
+
+static int add_cmp(const void *va, const void *vb)
+{
+    const struct loaded *a = va, *b = vb;
+    if (a->time != b->time)
+        return a->time < b->time ? -1 : 1;
+    return strcmp(a->m.base, b->m.base);
+}
+
+static void sync_state_free(struct sync_state *s)
+{
+    for (size_t i = 0; i < s->ndents; i++)
+        free(s->dents[i].name);
+    free(s->dents);
+    for (int i = 0; i < 2; i++)
+        if (s->dirs[i] != NULL)
+            closedir(s->dirs[i]);
+    for (size_t i = 0; i < s->nrecs; i++)
+        ix_msg_free(&s->recs[i].m);
+    free(s->recs);
+    for (size_t i = 0; i < s->nadds; i++)
+        ix_msg_free(&s->adds[i].m);
+    free(s->adds);
+    memset(s, 0, sizeof(*s));
+}
+
+static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, char **error_r)
+{
+    char *path = xasprintf("%s/%s", ix->maildir, cur ? "cur" : "new");
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        int saved = errno;
+        if (saved == ENOENT) {
+            free(path);
+            return 0;
+        }
+        *error_r = xasprintf("mailbox index: opendir %s: %s", path, strerror(saved));
+        free(path);
+        errno = saved;
+        return -1;
+    }
+    s->dirs[cur] = d;
+    struct dirent *de;
+    for (;;) {
+        errno = 0;
+        if ((de = readdir(d)) == NULL)
+            break;
+        struct maildir_name p;
+        if (mailbox_index_parse_name(de->d_name, strlen(de->d_name), &p) < 0)
+            continue;
+        if (de->d_type != DT_REG) {
+            struct stat st;
+            if (de->d_type != DT_UNKNOWN ||
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                !S_ISREG(st.st_mode))
+                continue;
+        }
+        if (s->ndents == s->adents) {
+            s->adents = s->adents ? s->adents * 2 : 256;
+            s->dents = xreallocarray(s->dents, s->adents, sizeof(*s->dents));
+        }
+        struct dent *t = &s->dents[s->ndents++];
+        t->name = xstrdup(de->d_name);
+        t->p = p;
+        t->cur = (uint8_t)cur;
+    }
+    if (errno != 0) {
+        int saved = errno;
+        *error_r = xasprintf("mailbox index: readdir %s: %s", path, strerror(saved));
+        free(path);
+        errno = saved;
+        return -1;
+    }
+    free(path);
+    return 0;
+}
+
+/* Copies every record out of one read transaction. */
+static int load_index(struct mailbox_index *ix, struct sync_state *s)
+{
+    struct index_env *e = ix->e;
+    MDB_txn *txn;
+    int rc = ix_txn_begin(e, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    rc = ix_meta_load(txn, e, &s->m0);
+    if (rc == MDB_NOTFOUND)
+        rc = IX_CORRUPT;
+    MDB_cursor *cur = NULL;
+    if (rc == 0)
+        rc = mdb_cursor_open(txn, e->msgs, &cur);
+    if (rc == 0) {
+        MDB_val k, v;
+        uint32_t last = 0;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            uint32_t uid = k.mv_size == 4 ? uid_from_key(k.mv_data) : 0;
+            if (uid == 0 || uid <= last || uid >= s->m0.uidnext) {
+                rc = IX_CORRUPT;
+                break;
+            }
+            last = uid;
+            if (s->nrecs == s->arecs) {
+                s->arecs = s->arecs ? s->arecs * 2 : 256;
+                s->recs = xreallocarray(s->recs, s->arecs, sizeof(*s->recs));
+            }
+            struct loaded *l = &s->recs[s->nrecs];
+            memset(l, 0, sizeof(*l));
+            if (ix_record_decode(v.mv_data, v.mv_size, uid, &l->m, &l->x) < 0) {
+                rc = IX_CORRUPT;
+                break;
+            }
+            s->nrecs++;
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static char *dent_path(const struct dent *d)
+{
+    return xasprintf("%s/%s", d->cur ? "cur" : "new", d->name);
+}
+
+static int dent_is(const struct dent *d, const char *path)
+{
+    return strncmp(path, d->cur ? "cur/" : "new/", 4) == 0 && strcmp(path + 4, d->name) == 0;
+}
+
+static void merge(struct sync_state *s)
+{
+    size_t *order = xreallocarray(NULL, s->nrecs ? s->nrecs : 1, sizeof(*order));
+    for (size_t i = 0; i < s->nrecs; i++)
+        order[i] = i;
+    sort_recs = s->recs;
+    if (s->nrecs > 1)
+        qsort(order, s->nrecs, sizeof(*order), rec_order_cmp);
+    sort_recs = NULL;
+    if (s->ndents > 1)
+        qsort(s->dents, s->ndents, sizeof(*s->dents), dent_cmp);
+
+    size_t i = 0, j = 0;
+    while (i < s->ndents || j < s->nrecs) {
+        struct loaded *r = j < s->nrecs ? &s->recs[order[j]] : NULL;
+        int c;
+        if (i >= s->ndents)
+            c = 1;
+        else if (r == NULL)
+            c = -1;
+        else
+            c = base_cmp(s->dents[i].name, s->dents[i].p.base_len, r->m.base, strlen(r->m.base));
+        if (c > 0) {
+            r->state = DELETE;
+            s->changed = 1;
+            j++;
+            continue;
+        }
+        /* The same unique part twice (a copy, or a rename seen half-way):
+           keep the file the index knows, else the first (cur/ sorts first). */
+        size_t k = i + 1;
+        while (k < s->ndents &&
+               base_cmp(s->dents[i].name, s->dents[i].p.base_len, s->dents[k].name,
+                        s->dents[k].p.base_len) == 0)
+            k++;
+        const struct dent *chosen = &s->dents[i];
+        if (c == 0) {
+            for (size_t t = i; t < k; t++)
+                if (dent_is(&s->dents[t], r->m.path))
+                    chosen = &s->dents[t];
+            if (!dent_is(chosen, r->m.path)) {
+                free(r->m.path);
+                r->m.path = dent_path(chosen);
+                memcpy(r->m.flags, chosen->p.flags, sizeof(r->m.flags));
+                r->state = UPDATE;
+                s->changed = 1;
+            }
+            j++;
+        } else {
+            if (s->nadds == s->aadds) {
+                s->aadds = s->aadds ? s->aadds * 2 : 64;
+                s->adds = xreallocarray(s->adds, s->aadds, sizeof(*s->adds));
+            }
+            struct loaded *a = &s->adds[s->nadds++];
+            memset(a, 0, sizeof(*a));
+            a->m.base = xstrndup(chosen->name, chosen->p.base_len);
+            a->m.path = dent_path(chosen);
+            memcpy(a->m.flags, chosen->p.flags, sizeof(a->m.flags));
+            a->time = chosen->p.time;
+            a->cur = chosen->cur;
+            s->changed = 1;
+        }
+        i = k;
+    }
+    free(order);
+}
+
+/* A name written by lib/maildir.c carries every size the index needs
+   (S=, W=, P=): a stat for the date and to check S= is enough. Sizes
+   that contradict each other or the file mean another tool wrote or
+   changed it: the file is read instead. */
+static int sizes_from_name(DIR *d, struct loaded *a)
+{
+    const char *name = a->m.path + 4;
+    struct maildir_name p;
+    struct stat st;
+    if (mailbox_index_parse_name(name, strlen(name), &p) < 0 || !p.has_size ||
+        !p.has_crlf_size || !p.has_pop3_size || p.crlf_size < p.size ||
+        p.pop3_size < p.crlf_size)
+        return 0;
+    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size != p.size)
+        return 0;
+    a->m.size = p.size;
+    a->m.crlf_size = p.crlf_size;
+    a->m.internal_date = (int64_t)st.st_mtime;
+    /* Only their sum matters (mailbox_index_pop3_size). */
+    a->x.dot_lines = p.pop3_size - p.crlf_size;
+    a->x.final_newline = 1;
+    return 1;
+}
+
+/* Learns each new file's sizes, from its name or by reading it once.
+   Files that vanished or cannot be read are left out (the next sync
+   tries again). */
+static void count_adds(struct mailbox_index *ix, struct sync_state *s)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->nadds; i++) {
+        struct loaded *a = &s->adds[i];
+        DIR *d = s->dirs[a->cur];
+        if (d != NULL && sizes_from_name(d, a)) {
+            s->adds[kept++] = *a;
+            continue;
+        }
+        int fd = d ? openat(dirfd(d), a->m.path + 4, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+                                                         O_NONBLOCK)
+                   : -1;
+        struct stat st;
+        struct mailbox_msg_counts n;
+        int ok = fd >= 0 && fstat(fd, &st) == 0 &&
+                 (S_ISREG(st.st_mode) || (errno = ENOENT, 0)) &&
+                 mailbox_index_count_fd(fd, &n) == 0;
+        if (fd < 0 && d == NULL)
+            errno = ENOENT;
+        if (!ok && errno != ENOENT && errno != ELOOP)
+            msg_warn("mailbox index: cannot read %s/%s: %m", ix->maildir, a->m.path);
+        if (fd >= 0)
+            close(fd);
+        if (!ok) {
+            ix_msg_free(&a->m);
+            continue;
+        }
+        a->m.size = n.size;
+        a->m.crlf_size = n.crlf_size;
+        a->m.internal_date = (int64_t)st.st_mtime;
+        a->x.dot_lines = n.dot_lines;
+        a->x.final_newline = (uint8_t)n.final_newline;
+        s->adds[kept++] = *a;
+    }
+    s->nadds = kept;
+    if (s->nadds > 1)
+        qsort(s->adds, s->nadds, sizeof(*s->adds), add_cmp);
+}
+
+static int meta_same(const struct meta *a, const struct meta *b)
+{
+    return a->uidvalidity == b->uidvalidity && a->uidnext == b->uidnext &&
+           a->modseq == b->modseq;
+}
+
+static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
+{
+    struct sync_state *s = vctx;
+    struct meta now;
+    int rc = ix_meta_load(txn, e, &now);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+    if (!meta_same(&now, &s->m0))
+        return IX_RETRY;
+    struct meta m = now;
+    unsigned char key[4], rec[RECORD_MAX];
+    for (size_t i = 0; i < s->nrecs; i++) {
+        struct loaded *r = &s->recs[i];
+        ix_uid_key(r->m.uid, key);
+        MDB_val k = { 4, key }, v;
+        if (r->state == DELETE) {
+            if ((rc = mdb_del(txn, e->msgs, &k, NULL)) != 0)
+                return rc;
+            MDB_val bk = { strlen(r->m.base), r->m.base };
+            if ((rc = mdb_del(txn, e->bases, &bk, NULL)) != 0 && rc != MDB_NOTFOUND)
+                return rc;
+            m.modseq++;
+        } else if (r->state == UPDATE) {
+            r->m.modseq = ++m.modseq;
+            v.mv_size = ix_record_encode(&r->m, &r->x, rec);
+            v.mv_data = rec;
+            if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+                return rc;
+        }
+    }
+    for (size_t i = 0; i < s->nadds; i++) {
+        struct loaded *a = &s->adds[i];
+        a->m.uid = m.uidnext++;
+        a->m.modseq = ++m.modseq;
+        ix_uid_key(a->m.uid, key);
+        MDB_val k = { 4, key }, v = { ix_record_encode(&a->m, &a->x, rec), rec };
+        if ((rc = mdb_put(txn, e->msgs, &k, &v, MDB_APPEND)) != 0)
+            return rc == MDB_KEYEXIST ? IX_CORRUPT : rc;
+        MDB_val bk = { strlen(a->m.base), a->m.base }, bv = { 4, key };
+        if ((rc = mdb_put(txn, e->bases, &bk, &bv, 0)) != 0)
+            return rc;
+    }
+    if ((rc = ix_meta_put(txn, e, &m)) != 0)
+        return rc;
+    s->m1 = m;
+    return 0;
+}
+
+/* Moves the merged records into the index's array, in UID order. */
+static void install(struct mailbox_index *ix, struct sync_state *s)
+{
+    ix_msgs_free(ix);
+    size_t n = s->nrecs + s->nadds;
+    ix->msgs = xreallocarray(NULL, n ? n : 1, sizeof(*ix->msgs));
+    ix->extra = xreallocarray(NULL, n ? n : 1, sizeof(*ix->extra));
+    size_t c = 0;
+    for (size_t i = 0; i < s->nrecs; i++) {
+        if (s->recs[i].state == DELETE)
+            continue;
+        ix->msgs[c] = s->recs[i].m;
+        ix->extra[c++] = s->recs[i].x;
+        memset(&s->recs[i].m, 0, sizeof(s->recs[i].m));
+    }
+    for (size_t i = 0; i < s->nadds; i++) {
+        ix->msgs[c] = s->adds[i].m;
+        ix->extra[c++] = s->adds[i].x;
+        memset(&s->adds[i].m, 0, sizeof(s->adds[i].m));
+    }
+    ix->count = c;
+    ix->meta = s->m1;
+}
+
+static int sync_once(struct mailbox_index *ix, char **error_r)
+{
+    struct sync_state s;
+    memset(&s, 0, sizeof(s));
+    /* new/ before cur/: a message moving new -> cur meanwhile is then
+       seen at least once. */
+    if (list_dir(ix, &s, 0, error_r) < 0 || list_dir(ix, &s, 1, error_r) < 0) {
+        int saved = errno;
+        sync_state_free(&s);
+        errno = saved;
+        return -1;
+    }
+    int rc = load_index(ix, &s);
+    if (rc != 0) {
+        sync_state_free(&s);
+        return rc;
+    }
+    merge(&s);
+    /* The directory listing is no longer needed (merge copied what it
+       keeps): free it before reading new files and installing, so the
+       peak does not hold both. */
+    for (size_t i = 0; i < s.ndents; i++)
+        free(s.dents[i].name);
+    xfree(&s.dents);
+    s.ndents = s.adents = 0;
+    count_adds(ix, &s);
+    if (s.nadds > 0 && (uint64_t)s.m0.uidnext + s.nadds >= UINT32_MAX) {
+        sync_state_free(&s);
+        return IX_CORRUPT; /* UIDs used up: a new UIDVALIDITY starts over */
+    }
+    s.m1 = s.m0;
+    if (s.changed && (rc = ix_txn_write(ix->e, sync_apply, &s)) != 0) {
+        sync_state_free(&s);
+        return rc;
+    }
+    install(ix, &s);
+    sync_state_free(&s);
+    return 0;
+}
+
+int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
+{
+    if (ix_index_ready(ix, error_r) < 0)
+        return -1;
+    if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0) {
+        int saved = errno;
+        if (error_r != NULL)
+            *error_r = xasprintf("mailbox index %s: cannot write pending changes: %s",
+                                 ix->db_path, strerror(saved));
+        errno = saved;
+        return -1;
+    }
+    /* The flush left nothing pending: install() builds a new array. */
+    ix->dropped = 0;
+    int rebuilt = 0;
+    for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
+        char *error = NULL;
+        int rc = sync_once(ix, &error);
+        if (rc == 0) {
+            ix_map_release(ix->e);
+            return 0;
+        }
+        if (rc == -1) {
+            if (error_r != NULL)
+                *error_r = error;
+            else
+                free(error);
+            return -1;
+        }
+        if (rc == IX_RETRY)
+            continue;
+        if (ix_rc_is_corrupt(rc) && !rebuilt) {
+            rebuilt = 1;
+            ix_quarantine(ix);
+            ix_msgs_free(ix);
+            if (ix_index_attach(ix, ix_rc_text(rc), error_r) < 0)
+                return -1;
+            continue;
+        }
+        if (error_r != NULL)
+            *error_r = xasprintf("mailbox index %s: %s", ix->db_path, ix_rc_text(rc));
+        errno = rc > 0 ? rc : EIO;
+        return -1;
+    }
+    if (error_r != NULL)
+        *error_r = xasprintf("mailbox index %s: keeps changing under us", ix->db_path);
+    errno = EAGAIN;
+    return -1;
+}
+
+
+/* Rebuilds the array of a dropped handle from LMDB (empty if it cannot
+   be read, with a warning). */
+void ix_load_array(struct mailbox_index *ix)
+{
+    struct sync_state s;
+    memset(&s, 0, sizeof(s));
+    int rc = ix_index_ready(ix, NULL) < 0 ? EIO : load_index(ix, &s);
+    if (rc != 0) {
+        msg_warn("mailbox index %s: read: %s", ix->db_path, ix_rc_text(rc));
+        sync_state_free(&s);
+        memset(&s, 0, sizeof(s));
+    }
+    s.m1 = rc == 0 ? s.m0 : ix->meta;
+    install(ix, &s);
+    sync_state_free(&s);
+}
