@@ -20,6 +20,7 @@
  *	Without a usable certificate STLS is not offered, and POP3S
  *	refuses every connection (logged once at start).
  */
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "config.h"
@@ -82,6 +83,12 @@ static void pop3d_stop(struct event_loop *loop)
 
 int main(int argc, char **argv)
 {
+    /* Each open mailbox index holds LMDB's write-transaction lists (3 MiB,
+       of which a sync touches a few KiB). A fixed threshold keeps such
+       blocks in mmap'd chunks, so untouched pages never become resident
+       and a closed index gives them back; glibc's sliding threshold would
+       otherwise move them into the heap after the first free. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     static const struct server_hooks hooks = {
         .on_init = pop3d_init,
         .on_accept = pop3d_accept,
