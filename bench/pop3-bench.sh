@@ -22,8 +22,10 @@
 #	$BENCH_POP3_CLIENTS, each system (the order alternates between
 #	repetitions): fresh mailboxes (no index), start the server, run
 #	pop3-load twice: "first" (the servers build their index) and "warm"
-#	(the index exists, messages are in cur/ with the S flag), stop the
-#	server. pop3-load: every client logs in to its own mailbox (USER/
+#	(the index exists, messages are in cur/ with the S flag), once in
+#	plaintext on the POP3 port and once over TLS on the POP3S port
+#	(pop3-load -S; $BENCH_POP3_TLS picks the modes, fresh mailboxes for
+#	each), stop the server. pop3-load: every client logs in to its own mailbox (USER/
 #	PASS), STAT, LIST, UIDL, RETR of every message, QUIT, no DELE.
 #
 #	During each load run a sampler reads /proc every 100 ms: peak sum of
@@ -37,13 +39,15 @@
 #	Dovecot (installed with the packages dovecot-core and dovecot-pop3d
 #	when missing; the system service is stopped again if the install
 #	started it) runs from a private configuration in the work directory:
-#	127.0.0.1:$BENCH_POP3_DOVECOT_PORT only, no TLS, passwd-file passdb
+#	127.0.0.1:$BENCH_POP3_DOVECOT_PORT and POP3S on that port + 885 with
+#	Postern's test certificate, passwd-file passdb
 #	and userdb, mail_location maildir, files owned by the system user
 #	$BENCH_POP3_USER (created when missing).
 # ENVIRONMENT
 #	BENCH_POP3_MESSAGES (10000) BENCH_POP3_SIZE (4096)
 #	BENCH_POP3_CLIENTS ("1 10") BENCH_REPS (3)
-#	BENCH_POP3_SYSTEMS ("dovecot postern") BENCH_POP3_DEPTH (1: RETR
+#	BENCH_POP3_SYSTEMS ("dovecot postern") BENCH_POP3_TLS ("no yes")
+#	BENCH_POP3_DEPTH (1: RETR
 #	one at a time) BENCH_POP3_DIR (work directory, default
 #	/tmp/postern-pop3-bench; it is emptied) BENCH_POP3_DOVECOT_PORT
 #	(10110) BENCH_PORT_OFFSET (Postern, 20000: POP3 on 22110)
@@ -74,8 +78,11 @@ SYSTEMS=${BENCH_POP3_SYSTEMS:-dovecot postern}
 DEPTH=${BENCH_POP3_DEPTH:-1}
 WORK=${BENCH_POP3_DIR:-/tmp/postern-pop3-bench}
 DC_PORT=${BENCH_POP3_DOVECOT_PORT:-10110}
+DC_TLS_PORT=$((DC_PORT + 885))
+TLS_MODES=${BENCH_POP3_TLS:-no yes}
 PORT_OFFSET=${BENCH_PORT_OFFSET:-20000}
 PN_PORT=$((2110 + PORT_OFFSET))
+PN_TLS_PORT=$((2995 + PORT_OFFSET))
 BUSER=${BENCH_POP3_USER:-popbench}
 OUT=${BENCH_POP3_OUT:-$src/bench/results/pop3-latest.md}
 PY=/usr/bin/python3
@@ -317,7 +324,7 @@ setup_dovecot() {
     chmod 640 "$d/etc/passwd"
     chgrp dovecot "$d/etc/passwd"
     cat > "$d/etc/dovecot.conf" <<EOC
-# Dovecot POP3 for Postern's bench/pop3-bench.sh: loopback only, no TLS.
+# Dovecot POP3 for Postern's bench/pop3-bench.sh: loopback only; POP3S with Postern's test certificate.
 base_dir = $d/run
 state_dir = $d/state
 instance_name = postern-pop3-bench
@@ -325,7 +332,9 @@ protocols = pop3
 listen = 127.0.0.1
 log_path = $d/log/dovecot.log
 info_log_path = $d/log/dovecot.log
-ssl = no
+ssl = yes
+ssl_cert = <$WORK/postern/etc/tls/cert.pem
+ssl_key = <$WORK/postern/etc/tls/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 login_trusted_networks = 127.0.0.0/8
@@ -349,7 +358,9 @@ service pop3-login {
     port = $DC_PORT
   }
   inet_listener pop3s {
-    port = 0
+    address = 127.0.0.1
+    port = $DC_TLS_PORT
+    ssl = yes
   }
 }
 EOC
@@ -449,15 +460,29 @@ while [ $r -le "$REPS" ]; do
                 broken="$broken $system"
                 continue
             fi
-            case $system in postern) port=$PN_PORT ;; dovecot) port=$DC_PORT ;; esac
-            for run in first warm; do
+            for tls in $TLS_MODES; do
+            case $system/$tls in
+                postern/no) port=$PN_PORT tlsopt="" ;;
+                postern/yes) port=$PN_TLS_PORT tlsopt="-S" ;;
+                dovecot/no) port=$DC_PORT tlsopt="" ;;
+                dovecot/yes) port=$DC_TLS_PORT tlsopt="-S" ;;
+            esac
+            # Both runs of a TLS mode need an unindexed mailbox again.
+            if [ "$tls" != "$(echo $TLS_MODES | cut -d' ' -f1)" ]; then
+                server_stop "$system"
+                fresh_mailboxes "$system" "$c" || { broken="$broken $system"; break; }
+                server_start "$system" || { broken="$broken $system"; break; }
+            fi
+            for phase in first warm; do
+                run=$phase
+                [ "$tls" = yes ] && run="$phase-tls"
                 "$PY" "$src/bench/proc-sampler.py" "$(server_pid "$system")" "$WORK/sample.out" \
                     "$(session_names "$system")" 2 &
                 sampler_pid=$!
                 sleep 0.3
-                cmd="pop3-load -s 127.0.0.1:$port -u bench%d@$DOMAIN -p PASSWORD -c $c -P $DEPTH -T 600"
+                cmd="pop3-load -s 127.0.0.1:$port -u bench%d@$DOMAIN -p PASSWORD -c $c -P $DEPTH -T 600 $tlsopt"
                 "$tools/pop3-load" -s "127.0.0.1:$port" -u "bench%d@$DOMAIN" -p "$PASSWORD" \
-                    -c "$c" -P "$DEPTH" -T 600 > "$WORK/load.out" 2>>"$WORK/load.log" &
+                    -c "$c" -P "$DEPTH" -T 600 $tlsopt > "$WORK/load.out" 2>>"$WORK/load.log" &
                 load_pid=$!
                 wait "$load_pid"
                 load_pid=""
@@ -471,6 +496,7 @@ while [ $r -le "$REPS" ]; do
                 echo "$system c=$c $run rep=$r: $line $sample"
                 case $commands in *"$cmd"*) ;; *) commands="$commands
     $cmd" ;; esac
+            done
             done
             server_stop "$system"
             cur_system=""
@@ -515,7 +541,9 @@ keys = []
 for r in rows:
     if r[:3] not in keys:
         keys.append(r[:3])
-keys.sort(key=lambda k: (k[1], k[2] != "first", k[0]))
+def run_order(run):
+    return (run.endswith("-tls"), not run.startswith("first"))
+keys.sort(key=lambda k: (k[1], run_order(k[2]), k[0]))
 for k in keys:
     ds = [r[4] for r in rows if r[:3] == k]
     num = lambda key: [float(d[key]) for d in ds if key in d]
@@ -535,7 +563,7 @@ pairs = ["", "| clients | run | Postern / Dovecot msgs/s: median of per-repetiti
          "| Dovecot / Postern CPU s | Dovecot / Postern session PSS |",
          "|---:|---|---:|---:|---:|"]
 have = False
-for c, run in sorted({(r[1], r[2]) for r in rows}, key=lambda x: (x[0], x[1] != "first")):
+for c, run in sorted({(r[1], r[2]) for r in rows}, key=lambda x: (x[0], run_order(x[1]))):
     rate, cpu, mem = [], [], []
     for rep in sorted({r[3] for r in rows}):
         dc = [r[4] for r in rows if r[:4] == ("dovecot", c, run, rep)]

@@ -3,7 +3,7 @@
  *	pop3-load - POP3 download load generator for the benchmark (figures, never pass/fail)
  * SYNOPSIS
  *	pop3-load -s host:port -u USER -p PASSWORD [-c CLIENTS] [-P DEPTH]
- *		[-T TOTAL_TIMEOUT]
+ *		[-T TOTAL_TIMEOUT] [-S]
  * DESCRIPTION
  *	CLIENTS threads (default 1), each one blocking POP3 session, all
  *	started at once. USER may contain "%d", replaced by the client's
@@ -12,7 +12,10 @@
  *	USER, PASS, STAT, LIST, UIDL, RETR of every message, QUIT; nothing
  *	is deleted. RETR commands are sent one at a time (DEPTH 1, default,
  *	like fetchmail) or up to DEPTH outstanding (RFC 2449 PIPELINING,
- *	whether or not the server advertises it).
+ *	whether or not the server advertises it). With -S every session is
+ *	TLS from the first byte (POP3S, port 995 in production), as mail
+ *	clients connect; the certificate is not verified (a benchmark on
+ *	loopback), and the handshake counts in login_ms.
  *
  *	Checks while reading: STAT's count equals the number of LIST and of
  *	UIDL lines, and every RETR answer carries exactly the octets LIST
@@ -40,6 +43,9 @@
  *	1 otherwise.
  */
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -65,6 +71,7 @@ struct client {
     int number;             /* 1-based */
     char user[256];
     int fd;
+    SSL *ssl;               /* with -S */
     char inbuf[INBUF_SIZE];
     size_t start, end;      /* unread bytes are inbuf[start..end) */
     /* results */
@@ -78,6 +85,7 @@ struct client {
 };
 
 static const char *opt_host = "127.0.0.1";
+static SSL_CTX *tls_ctx;
 static const char *opt_port = "110";
 static const char *opt_user;
 static const char *opt_password;
@@ -99,7 +107,7 @@ static double now(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: pop3-load -s host:port -u USER[%%d] -p PASSWORD [-c CLIENTS]"
-                    " [-P DEPTH] [-T TOTAL_TIMEOUT]\n");
+                    " [-P DEPTH] [-T TOTAL_TIMEOUT] [-S]\n");
     exit(2);
 }
 
@@ -119,7 +127,10 @@ static int fail(struct client *c, const char *fmt, ...)
 static int send_all(struct client *c, const char *data, size_t len)
 {
     while (len > 0) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+        ssize_t n = c->ssl ? SSL_write(c->ssl, data, (int) (len > INT_MAX ? INT_MAX : len))
+                           : send(c->fd, data, len, MSG_NOSIGNAL);
+        if (c->ssl && n <= 0)
+            return fail(c, "TLS write failed");
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -168,7 +179,16 @@ static int read_line(struct client *c, const char **line, size_t *len)
             return fail(c, "line longer than %d bytes", INBUF_SIZE);
         if (now() > deadline)
             return fail(c, "total time limit reached");
-        ssize_t n = recv(c->fd, c->inbuf + c->end, sizeof(c->inbuf) - c->end, 0);
+        ssize_t n;
+        if (c->ssl) {
+            n = SSL_read(c->ssl, c->inbuf + c->end, (int) (sizeof(c->inbuf) - c->end));
+            if (n <= 0)
+                return fail(c, "TLS read failed (%s)",
+                            SSL_get_error(c->ssl, (int) n) == SSL_ERROR_ZERO_RETURN
+                                ? "closed by the server" : "error or timeout");
+        } else {
+            n = recv(c->fd, c->inbuf + c->end, sizeof(c->inbuf) - c->end, 0);
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -275,6 +295,11 @@ static int session(struct client *c)
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(c->fd, server_addr->ai_addr, server_addr->ai_addrlen) < 0)
         return fail(c, "connect: %s", strerror(errno));
+    if (tls_ctx != NULL) {
+        c->ssl = SSL_new(tls_ctx);
+        if (c->ssl == NULL || !SSL_set_fd(c->ssl, c->fd) || SSL_connect(c->ssl) != 1)
+            return fail(c, "TLS handshake failed");
+    }
     if (read_ok(c, "greeting", NULL, 0) < 0 ||
         send_line(c, "USER %s", c->user) < 0 || read_ok(c, "USER", NULL, 0) < 0 ||
         send_line(c, "PASS %s", opt_password) < 0 || read_ok(c, "PASS", NULL, 0) < 0)
@@ -346,7 +371,10 @@ static void *client_main(void *arg)
         pthread_cond_wait(&start_cond, &start_lock);
     pthread_mutex_unlock(&start_lock);
     c->fd = -1;
+    c->ssl = NULL;
     c->ok = session(c) == 0;
+    if (c->ssl != NULL)
+        SSL_free(c->ssl);
     if (c->fd >= 0)
         close(c->fd);
     return NULL;
@@ -371,7 +399,7 @@ int main(int argc, char **argv)
     int ch;
     char *hostport = NULL;
 
-    while ((ch = getopt(argc, argv, "s:u:p:c:P:T:")) != -1) {
+    while ((ch = getopt(argc, argv, "s:u:p:c:P:T:S")) != -1) {
         switch (ch) {
         case 's': hostport = optarg; break;
         case 'u': opt_user = optarg; break;
@@ -379,6 +407,14 @@ int main(int argc, char **argv)
         case 'c': clients = atoi(optarg); break;
         case 'P': opt_depth = atoi(optarg); break;
         case 'T': total_timeout = atof(optarg); break;
+        case 'S':
+            tls_ctx = SSL_CTX_new(TLS_client_method());
+            if (tls_ctx == NULL) {
+                fprintf(stderr, "pop3-load: cannot create a TLS context\n");
+                return 2;
+            }
+            SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+            break;
         default: usage();
         }
     }
