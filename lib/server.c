@@ -28,6 +28,7 @@
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -224,6 +225,13 @@ static void accept_cb(struct event_loop *loop, int fd, int events, void *ctx)
                 msg_warn("accept: %m");
             }
             return;
+        }
+        /* Replies and TLS handshake flights often leave in several
+           writes; with Nagle the later ones wait for the client's delayed
+           ACK (40 ms on Linux). */
+        if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
+            int one = 1;
+            (void)setsockopt(conn, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         server_hook->on_accept(loop, conn, (struct sockaddr *)&peer, len);
     }
