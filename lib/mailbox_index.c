@@ -328,6 +328,15 @@ static void env_release(struct mailbox_index *ix)
     free(e);
 }
 
+void ix_env_recycle(struct mailbox_index *ix)
+{
+    if (ix->e == NULL || ix->e->refs > 1)
+        return;
+    env_release(ix);
+    if (ix_index_ready(ix, NULL) < 0)
+        msg_warn("mailbox index %s: cannot reopen after a large write", ix->db_path);
+}
+
 /* Starts a transaction, adopting a map another process has grown. */
 int ix_txn_begin(struct index_env *e, unsigned flags, MDB_txn **txn_r)
 {

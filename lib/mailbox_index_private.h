@@ -125,6 +125,12 @@ int ix_index_attach(struct mailbox_index *ix, const char *why, char **error_r);
 int ix_index_ready(struct mailbox_index *ix, char **error_r);
 /* Drops this process's pages of the read-only map (see mailbox_index.c). */
 void ix_map_release(const struct index_env *e);
+/* LMDB keeps every page a write transaction dirtied in a per-environment
+   free list until the environment is closed (a first build of 10,000
+   messages leaves ~3 MiB). After such a write, a handle that is the only
+   user of its environment closes and reopens it; ix->e is valid after. */
+#define RECYCLE_AFTER 256 /* records written */
+void ix_env_recycle(struct mailbox_index *ix);
 /* mailbox_index_sync.c */
 void ix_load_array(struct mailbox_index *ix);
 

@@ -57,6 +57,7 @@ struct sync_state {
     DIR *dirs[2]; /* new/, cur/ */
     struct loaded *recs;
     size_t nrecs, arecs;
+    size_t written; /* records put or deleted by the last sync_apply */
     struct loaded *adds;
     size_t nadds, aadds;
     struct meta m0; /* meta data the merge was based on */
@@ -365,8 +366,10 @@ static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
         return IX_RETRY;
     struct meta m = now;
     unsigned char key[4], rec[RECORD_MAX];
+    s->written = s->nadds;
     for (size_t i = 0; i < s->nrecs; i++) {
         struct loaded *r = &s->recs[i];
+        s->written += r->state != KEEP;
         ix_uid_key(r->m.uid, key);
         MDB_val k = { 4, key }, v;
         if (r->state == DELETE) {
@@ -426,7 +429,7 @@ static void install(struct mailbox_index *ix, struct sync_state *s)
     ix->meta = s->m1;
 }
 
-static int sync_once(struct mailbox_index *ix, char **error_r)
+static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r)
 {
     struct sync_state s;
     memset(&s, 0, sizeof(s));
@@ -461,6 +464,7 @@ static int sync_once(struct mailbox_index *ix, char **error_r)
         sync_state_free(&s);
         return rc;
     }
+    *written_r = s.changed ? s.written : 0;
     install(ix, &s);
     sync_state_free(&s);
     return 0;
@@ -483,9 +487,13 @@ int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
     int rebuilt = 0;
     for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
         char *error = NULL;
-        int rc = sync_once(ix, &error);
+        size_t written = 0;
+        int rc = sync_once(ix, &written, &error);
         if (rc == 0) {
-            ix_map_release(ix->e);
+            if (written > RECYCLE_AFTER)
+                ix_env_recycle(ix);
+            if (ix->e != NULL)
+                ix_map_release(ix->e);
             return 0;
         }
         if (rc == -1) {

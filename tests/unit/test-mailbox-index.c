@@ -586,6 +586,50 @@ static void test_crlf_size_of_lf_crlf_mixed_empty_and_unterminated_files(void **
     mailbox_index_close(&ix);
 }
 
+/* A sync that writes many records reopens the LMDB environment (to drop
+   LMDB's cached dirty pages) when the handle is its only user; the handle
+   and a second one opened before it keep working either way. */
+static void test_large_sync_reopens_the_environment_and_the_handle_keeps_working(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 300; i++) {
+        char *name = xasprintf("%d.M%dP1Q%d.host", 1700000000 + i, i, i);
+        deliver(f->dir, name, msg_text);
+        free(name);
+    }
+    struct mailbox_index *ix = open_synced(f->dir);
+    size_t n;
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 300);
+    uint32_t uv = mailbox_index_uidvalidity(ix);
+    assert_int_equal(mailbox_index_set_flags(ix, 7, "S"), 0);
+    assert_int_equal(mailbox_index_expunge(ix, 8), 0);
+    int fd = mailbox_index_open_msg(ix, 300);
+    assert_true(fd >= 0);
+    close(fd);
+    /* A second handle shares the environment: no reopen under it. */
+    struct mailbox_index *other = open_synced(f->dir);
+    for (int i = 300; i < 600; i++) {
+        char *name = xasprintf("%d.M%dP1Q%d.host", 1700000000 + i, i, i);
+        deliver(f->dir, name, msg_text);
+        free(name);
+    }
+    sync_ok(ix);
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 599);
+    sync_ok(other);
+    mailbox_index_messages(other, &n);
+    assert_int_equal(n, 599);
+    assert_string_equal(mailbox_index_find(other, 7)->flags, "S");
+    assert_null(mailbox_index_find(other, 8));
+    mailbox_index_close(&other);
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    assert_int_equal(mailbox_index_uidvalidity(ix), uv);
+    assert_int_equal(mailbox_index_uidnext(ix), 601);
+    mailbox_index_close(&ix);
+}
+
 /* lib/maildir.c names carry S=, W= and P=: the index believes them when
    S= matches the file, and reads the file when it does not. */
 static void test_sizes_come_from_the_name_when_it_matches_the_file(void **state)
@@ -971,6 +1015,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handle_inherited_over_fork_reopens_in_the_child,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_fails_for_a_missing_maildir, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_large_sync_reopens_the_environment_and_the_handle_keeps_working, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_sizes_come_from_the_name_when_it_matches_the_file,
                                         setup, teardown),
         cmocka_unit_test(test_parse_name_valid_and_invalid),
