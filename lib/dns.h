@@ -106,4 +106,21 @@ void dns_cancel(struct dns_query **query_p);
    "2001:db8::1". */
 void dns_addr_text(const struct sockaddr_storage *addr, char *out, size_t out_len);
 
+/* ---- added by the dns helper (additive) ------------------------------ */
+
+/* Address families asked by dns_lookup_addr(). */
+#define DNS_INET4 1
+#define DNS_INET6 2
+
+/* Parses an $inet_protocols value ("all", "ipv4", "ipv6", "ipv4, ipv6")
+   into DNS_INET4|DNS_INET6 bits; -1 for an empty or unknown value.
+   dns_resolver_create() applies config_str("inet_protocols") this way and
+   fails (*error_r) on a bad value. */
+int dns_inet_protocols(const char *value);
+/* Overrides the families taken from $inet_protocols at create time;
+   prefer_ipv6 returns IPv6 addresses before IPv4 ones. families must be
+   DNS_INET4, DNS_INET6 or both (anything else is a bug). An IP literal
+   of a disabled family is answered DNS_NODATA. */
+void dns_resolver_set_families(struct dns_resolver *resolver, int families, int prefer_ipv6);
+
 #endif
