@@ -42,6 +42,7 @@
 #include "log.h"
 #include "resolve.h"
 #include "users.h"
+#include "worker.h"
 #include "xalloc.h"
 
 #define AUTH_TABLE_SIZE 4096
@@ -159,13 +160,45 @@ static void sanitize(const char *in, char *out, size_t size)
     out[o] = '\0';
 }
 
-enum auth_result auth_check(const char *user, const char *password, const char *client_addr,
-                            char **canonical_r)
+/* What a check needs after the hash is computed. */
+struct auth_request {
+    char *user;          /* as given, for the log */
+    char *normal;        /* normalized address */
+    char *password;
+    char *setting;       /* crypt(3) setting to check against, or NULL */
+    char *client_addr;
+    int found;           /* users_lookup_hash() result */
+    int hash_ok;         /* users_check_password() result (worker) */
+    enum auth_result early;   /* AUTH_THROTTLED / AUTH_TEMPFAIL before any hashing */
+    int decided_early;
+    auth_done_cb *cb;
+    void *ctx;
+    struct worker_job *job;
+};
+
+static void request_free(struct auth_request *r)
 {
-    *canonical_r = NULL;
+    if (r->password != NULL)
+        explicit_bzero(r->password, strlen(r->password));
+    if (r->setting != NULL)
+        explicit_bzero(r->setting, strlen(r->setting));
+    free(r->user);
+    free(r->normal);
+    free(r->password);
+    free(r->setting);
+    free(r->client_addr);
+    free(r);
+}
+
+/* Everything before the hash: throttling, the user's entry. */
+static struct auth_request *request_prepare(const char *user, const char *password,
+                                            const char *client_addr)
+{
+    struct auth_request *r = xcalloc(1, sizeof(*r));
+    r->user = xstrdup(user);
+    r->password = xstrdup(password);
+    r->client_addr = xstrdup(client_addr);
     long long now = now_sec();
-    char shown[USERS_MAX_ADDRESS + 1];
-    sanitize(user, shown, sizeof(shown));
     long long limit = failure_limit();
     struct auth_failure *f = limit > 0 ? failure_find(client_addr, now) : NULL;
     if (f != NULL && f->count >= limit) {
@@ -175,28 +208,93 @@ enum auth_result auth_check(const char *user, const char *password, const char *
             f->logged = 1;
         }
         f->stamp = ++failures_clock;
-        return AUTH_THROTTLED;
+        r->early = AUTH_THROTTLED;
+        r->decided_early = 1;
+        return r;
     }
-    char *normal = normalize_user(user);
-    int ok = 0;
+    r->normal = normalize_user(user);
     if (strlen(user) > 0 && strlen(user) <= USERS_MAX_ADDRESS &&
-        strlen(password) <= USERS_MAX_PASSWORD && strchr(normal, '@') != NULL) {
-        ok = users_verify(config_str("passwd_file"), normal, password);
+        strlen(password) <= USERS_MAX_PASSWORD && strchr(r->normal, '@') != NULL) {
+        r->found = users_lookup_hash(config_str("passwd_file"), r->normal, &r->setting);
+        if (r->found < 0) {
+            r->early = AUTH_TEMPFAIL;
+            r->decided_early = 1;
+        }
     }
-    if (ok < 0) {
-        free(normal);
-        return AUTH_TEMPFAIL;
-    }
-    if (ok > 0) {
-        failure_clear(client_addr, now);
-        *canonical_r = normal;
+    return r;
+}
+
+/* The part a worker thread may run: only r's own data. */
+static void request_hash(void *arg)
+{
+    struct auth_request *r = arg;
+    r->hash_ok = users_check_password(r->password, r->setting);
+}
+
+/* After the hash: the verdict, the log line and the failure count. */
+static enum auth_result request_finish(struct auth_request *r, char **canonical_r)
+{
+    *canonical_r = NULL;
+    if (r->decided_early)
+        return r->early;
+    long long now = now_sec();
+    if (r->found > 0 && r->hash_ok) {
+        failure_clear(r->client_addr, now);
+        *canonical_r = r->normal;
+        r->normal = NULL;
         return AUTH_OK;
     }
-    free(normal);
-    msg_info("authentication failed for %s from %s", shown, client_addr);
-    if (limit > 0)
-        failure_record(client_addr, now);
+    char shown[USERS_MAX_ADDRESS + 1];
+    sanitize(r->user, shown, sizeof(shown));
+    msg_info("authentication failed for %s from %s", shown, r->client_addr);
+    if (failure_limit() > 0)
+        failure_record(r->client_addr, now);
     return AUTH_FAILED;
+}
+
+enum auth_result auth_check(const char *user, const char *password, const char *client_addr,
+                            char **canonical_r)
+{
+    struct auth_request *r = request_prepare(user, password, client_addr);
+    if (!r->decided_early)
+        request_hash(r);
+    enum auth_result result = request_finish(r, canonical_r);
+    request_free(r);
+    return result;
+}
+
+static void request_done(void *arg, int cancelled)
+{
+    struct auth_request *r = arg;
+    char *canonical = NULL;
+    /* A client that hangs up during the check still has its failure
+       counted. */
+    enum auth_result result = request_finish(r, &canonical);
+    if (cancelled) {
+        free(canonical);
+    } else {
+        r->job = NULL;
+        r->cb(result, canonical, r->ctx);
+    }
+    request_free(r);
+}
+
+struct auth_request *auth_check_start(struct event_loop *loop, const char *user,
+                                      const char *password, const char *client_addr,
+                                      auth_done_cb *cb, void *ctx)
+{
+    struct auth_request *r = request_prepare(user, password, client_addr);
+    r->cb = cb;
+    r->ctx = ctx;
+    r->job = worker_submit(loop, r->decided_early ? NULL : request_hash, request_done, r);
+    return r;
+}
+
+void auth_check_cancel(struct auth_request **req_p)
+{
+    if (*req_p != NULL)
+        worker_cancel(&(*req_p)->job);
+    *req_p = NULL;
 }
 
 /* ---- base64 (RFC 4648) ---- */

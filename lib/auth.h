@@ -10,8 +10,9 @@
  *	a delay (auth_failure_delay, 2 s) and counted per client address:
  *	after auth_failure_limit failures within auth_failure_window, that
  *	address is refused outright (without a password check) until the
- *	window passes. Checks are synchronous (a crypt() of a yescrypt hash
- *	takes milliseconds); the delay is the caller's timer, not a sleep.
+ *	window passes. auth_check() is synchronous (a yescrypt hash takes
+ *	tens of milliseconds); auth_check_start() hashes on a worker thread.
+ *	The delay is the caller's timer, not a sleep.
  *	Also decodes SASL PLAIN (RFC 4616) and LOGIN exchanges.
  */
 #ifndef POSTERN_AUTH_H
@@ -28,6 +29,21 @@ enum auth_result { AUTH_OK, AUTH_FAILED, AUTH_THROTTLED, AUTH_TEMPFAIL };
 enum auth_result auth_check(const char *user, const char *password, const char *client_addr,
                             char **canonical_r);
 long long auth_failure_delay_ms(void);
+
+/* auth_check() for event-driven daemons: the password hash runs on a
+   worker thread (lib/worker.h), so other sessions are served meanwhile.
+   cb runs later from the loop, never inside this call, with the result
+   and (AUTH_OK) the malloc'd canonical address, which cb owns. The
+   returned handle is valid until cb runs; auth_check_cancel() (session
+   gone) makes sure cb does not run. Failures are logged and counted
+   either way. */
+struct event_loop;
+struct auth_request;
+typedef void auth_done_cb(enum auth_result result, char *canonical, void *ctx);
+struct auth_request *auth_check_start(struct event_loop *loop, const char *user,
+                                      const char *password, const char *client_addr,
+                                      auth_done_cb *cb, void *ctx);
+void auth_check_cancel(struct auth_request **request_p);
 
 /* Decodes base64 "[authzid]\0authcid\0passwd" (RFC 4616). Returns 0 with
    malloc'd *user_r and *password_r, or -1 for malformed input (including

@@ -360,11 +360,12 @@ static int users_check_hash(const char *password, const char *setting)
     return ok;
 }
 
-int users_verify(const char *passwd_file, const char *address, const char *password)
+int users_lookup_hash(const char *passwd_file, const char *address, char **setting_r)
 {
     static char *dummy_hash;
     const char *error;
     struct buf text;
+    *setting_r = NULL;
     buf_init(&text, 0);
     if (users_read_file(passwd_file, &text, 1, &error) < 0) {
         msg_warn("%s", error);
@@ -380,22 +381,39 @@ int users_verify(const char *passwd_file, const char *address, const char *passw
         /* Spend the same work as for a real user. */
         if (dummy_hash == NULL)
             dummy_hash = users_hash_password("postern-dummy-password", &error);
-        if (dummy_hash != NULL)
-            (void)users_check_hash(password, dummy_hash);
+        *setting_r = dummy_hash != NULL ? xstrdup(dummy_hash) : NULL;
     } else {
         const char *colon = memchr(line, ':', len);
         size_t stored_len = len - (size_t)(colon + 1 - line);
-        char *stored = xstrndup(colon + 1, stored_len);
         size_t scheme_len = strlen(USERS_SCHEME);
-        if (strncmp(stored, USERS_SCHEME, scheme_len) != 0 || stored[scheme_len] == '\0') {
+        if (stored_len <= scheme_len || strncmp(colon + 1, USERS_SCHEME, scheme_len) != 0) {
             msg_warn("%s: entry for %.*s does not start with " USERS_SCHEME, passwd_file,
                      (int)(colon - line), line);
             result = -1;
-        } else if (password[0] != '\0' && strlen(password) <= USERS_MAX_PASSWORD) {
-            result = users_check_hash(password, stored + scheme_len);
+        } else {
+            *setting_r = xstrndup(colon + 1 + scheme_len, stored_len - scheme_len);
+            result = 1;
         }
-        xfree(&stored);
     }
     buf_free(&text);
     return result;
+}
+
+int users_check_password(const char *password, const char *setting)
+{
+    if (setting == NULL || password[0] == '\0' || strlen(password) > USERS_MAX_PASSWORD)
+        return 0;
+    return users_check_hash(password, setting);
+}
+
+int users_verify(const char *passwd_file, const char *address, const char *password)
+{
+    char *setting = NULL;
+    int found = users_lookup_hash(passwd_file, address, &setting);
+    int ok = found < 0 ? -1 : users_check_password(password, setting) && found > 0;
+    if (setting != NULL) {
+        explicit_bzero(setting, strlen(setting));
+        free(setting);
+    }
+    return ok;
 }

@@ -64,6 +64,17 @@ long users_list(const char *passwd_file, void (*cb)(const char *address, void *c
    tell which addresses exist. */
 int users_verify(const char *passwd_file, const char *address, const char *password);
 
+/* users_verify() in two halves, so the hashing can run off the event loop.
+   users_lookup_hash: 1 with the stored crypt(3) setting in *setting_r
+   (malloc'd), 0 for an unknown user with a dummy setting of the same cost
+   in *setting_r (NULL if none could be made), -1 when the file or entry
+   is unusable (logged). users_check_password: 1 if password reproduces
+   setting; thread-safe (no shared state, no logging); checking a dummy
+   setting gives a meaningless result, so callers combine it with the
+   lookup's 0. */
+int users_lookup_hash(const char *passwd_file, const char *address, char **setting_r);
+int users_check_password(const char *password, const char *setting);
+
 /* A fresh crypt(3) hash of password with the default method (malloc'd),
    or NULL with *error_r. Exposed for tests and tools. */
 char *users_hash_password(const char *password, const char **error_r);

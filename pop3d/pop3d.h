@@ -42,6 +42,7 @@ enum pop3d_state {
     POP3D_STATE_TLS,            /* handshake (POP3S or after STLS): no commands */
     POP3D_STATE_AUTHORIZATION,  /* RFC 1939 4 */
     POP3D_STATE_SASL,           /* AUTH exchange: the next line is a SASL response */
+    POP3D_STATE_AUTH_CHECK,     /* password hashed on a worker thread: input paused */
     POP3D_STATE_AUTH_DELAY,     /* failed login: reply held back, input paused */
     POP3D_STATE_TRANSACTION,    /* RFC 1939 5 */
     POP3D_STATE_UPDATE,         /* RFC 1939 6: QUIT is applying DELE */
@@ -78,6 +79,8 @@ struct pop3d_stream {
     uint64_t sent;           /* message octets sent (unstuffed) */
 };
 
+struct auth_request;
+
 enum pop3d_sasl_mech { POP3D_SASL_PLAIN, POP3D_SASL_LOGIN };
 
 struct pop3d_session {
@@ -98,6 +101,9 @@ struct pop3d_session {
     int sasl_step;
     char *sasl_user;
     char *login;             /* canonical address once logged in */
+    struct auth_request *auth;   /* POP3D_STATE_AUTH_CHECK */
+    char *auth_user;             /* the name being checked, for the log */
+    const char *auth_method;     /* "PLAIN" / "LOGIN", for the log */
 
     /* Mailbox (TRANSACTION and UPDATE). */
     char *maildir;
@@ -131,6 +137,9 @@ void pop3d_reply(struct pop3d_session *s, const char *fmt, ...)
 void pop3d_reply_error(struct pop3d_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void pop3d_set_state(struct pop3d_session *s, enum pop3d_state state);
+/* Takes input again after a pause the commands made (the password
+   check), handling what the client pipelined meanwhile. */
+void pop3d_resume(struct pop3d_session *s);
 /* Closes once the queued output is flushed. */
 void pop3d_close(struct pop3d_session *s);
 /* Holds reply back for auth_failure_delay with input paused. */

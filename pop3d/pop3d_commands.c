@@ -8,7 +8,8 @@
  *
  *	Authentication: USER/PASS, AUTH PLAIN and AUTH LOGIN (RFC 5034, with
  *	or without an initial response; "*" cancels) all end in
- *	login(), which asks lib/auth.c and then opens the mailbox. A
+ *	login(), which has lib/auth.c check the password on a worker thread
+ *	(input paused meanwhile), then login_checked() opens the mailbox. A
  *	failed login is answered after auth_failure_delay (a timer; the
  *	session reads nothing meanwhile). Without TLS, passwords are only
  *	taken where auth_plaintext_allowed() says so ("-ERR [AUTH]").
@@ -26,6 +27,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "conn.h"
 #include "log.h"
 #include "pop3d.h"
 #include "xalloc.h"
@@ -47,35 +49,44 @@ static void sanitize(const char *in, char *out, size_t size)
 
 /* ---- authentication ---- */
 
-static void login(struct pop3d_session *s, const char *user, const char *password,
-                  const char *method)
+static void login_checked(enum auth_result result, char *canonical, void *ctx)
 {
+    struct pop3d_session *s = ctx;
+    s->auth = NULL;
+    pop3d_set_state(s, POP3D_STATE_AUTHORIZATION);
     char shown[300];
-    sanitize(user, shown, sizeof(shown));
-    char *canonical = NULL;
-    switch (auth_check(user, password, s->addr, &canonical)) {
+    sanitize(s->auth_user != NULL ? s->auth_user : "", shown, sizeof(shown));
+    xfree(&s->auth_user);
+    switch (result) {
     case AUTH_OK:
         break;
     case AUTH_FAILED:
         msg_info("auth failed: user=<%s>, rip=%s", shown, s->addr);
         pop3d_delay_reply(s, auth_failure_delay_ms(), "-ERR [AUTH] Authentication failed.");
-        return;
+        break;
     case AUTH_THROTTLED:
         msg_info("auth failed: user=<%s>, rip=%s, reason=too many failures", shown, s->addr);
         pop3d_delay_reply(s, auth_failure_delay_ms(),
                           "-ERR [AUTH] Too many failed logins; try again later.");
-        return;
+        break;
     case AUTH_TEMPFAIL:
         pop3d_reply(s, "-ERR [SYS/TEMP] Authentication is temporarily unavailable.");
+        break;
+    }
+    if (result != AUTH_OK) {
+        /* A delayed reply resumes input when its timer fires. */
+        if (s->state != POP3D_STATE_AUTH_DELAY)
+            pop3d_resume(s);
         return;
     }
     switch (pop3d_mailbox_open(s, canonical)) {
     case 0:
         s->login = canonical;
-        msg_info("login: user=<%s>, method=%s, rip=%s, tls=%s", canonical, method, s->addr,
-                 pop3d_tls_active(s) ? "yes" : "no");
+        msg_info("login: user=<%s>, method=%s, rip=%s, tls=%s", canonical, s->auth_method,
+                 s->addr, pop3d_tls_active(s) ? "yes" : "no");
         pop3d_set_state(s, POP3D_STATE_TRANSACTION);
         pop3d_reply(s, "+OK Logged in.");
+        pop3d_resume(s);
         return;
     case 1:
         msg_info("login refused: user=<%s>, rip=%s, reason=mailbox in use", canonical, s->addr);
@@ -86,6 +97,20 @@ static void login(struct pop3d_session *s, const char *user, const char *passwor
         break;
     }
     free(canonical);
+    pop3d_resume(s);
+}
+
+/* The password is hashed on a worker thread (lib/auth.h): the session
+   reads nothing until login_checked() has the answer. */
+static void login(struct pop3d_session *s, const char *user, const char *password,
+                  const char *method)
+{
+    free(s->auth_user);
+    s->auth_user = xstrdup(user);
+    s->auth_method = method;
+    pop3d_set_state(s, POP3D_STATE_AUTH_CHECK);
+    conn_pause_input(s->conn, 1);
+    s->auth = auth_check_start(s->loop, user, password, s->addr, login_checked, s);
 }
 
 static int plaintext_ok(struct pop3d_session *s)

@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "pop3d.h"
 #include "server.h"
@@ -60,7 +61,8 @@ static struct pop3d_session *session_list;
 static int session_count;
 
 static const char *const state_names[] = {
-    "TLS", "AUTHORIZATION", "SASL", "AUTH_DELAY", "TRANSACTION", "UPDATE", "CLOSING",
+    "TLS", "AUTHORIZATION", "SASL", "AUTH_CHECK", "AUTH_DELAY", "TRANSACTION", "UPDATE",
+    "CLOSING",
 };
 
 static void session_process(struct pop3d_session *s);
@@ -123,6 +125,7 @@ static void session_free(struct event_loop *loop, void *ctx)
                  s->msg_count, (unsigned long long)s->total_size);
     else
         msg_info("disconnect: user=<>, rip=%s", s->addr);
+    auth_check_cancel(&s->auth);
     /* A session that did not reach UPDATE changes nothing (RFC 1939 6). */
     pop3d_mailbox_close(s);
     event_timer_cancel(loop, &s->idle_timer);
@@ -132,6 +135,7 @@ static void session_free(struct event_loop *loop, void *ctx)
     free(s->delayed_reply);
     free(s->user);
     free(s->sasl_user);
+    free(s->auth_user);
     free(s->login);
     if (s->prev)
         s->prev->next = s->next;
@@ -201,6 +205,15 @@ static void delay_done(struct event_loop *loop, void *ctx)
     }
     if (s->state == POP3D_STATE_AUTH_DELAY)
         pop3d_set_state(s, POP3D_STATE_AUTHORIZATION);
+    conn_pause_input(s->conn, 0);
+    idle_restart(s);
+    session_process(s);
+}
+
+void pop3d_resume(struct pop3d_session *s)
+{
+    if (s->freed || s->conn->closed)
+        return;
     conn_pause_input(s->conn, 0);
     idle_restart(s);
     session_process(s);

@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "auth.h"
 #include "config.h"
+#include "event.h"
 #include "resolve.h"
 #include "users.h"
 
@@ -225,6 +227,105 @@ static void test_plaintext_allowed_by_tls_or_mynetworks(void **state)
     resolve_reset();
 }
 
+/* ---- auth_check_start: the hash on a worker thread ---- */
+
+struct async_result {
+    int calls;
+    enum auth_result result;
+    char *canonical;
+    pthread_t thread;
+    struct event_loop *loop;
+    int *pending;
+};
+
+static void async_done(enum auth_result result, char *canonical, void *ctx)
+{
+    struct async_result *r = ctx;
+    r->calls++;
+    r->result = result;
+    r->canonical = canonical;
+    r->thread = pthread_self();
+    if (--*r->pending == 0)
+        event_loop_stop(r->loop);
+}
+
+static void guard_expired(struct event_loop *loop, void *ctx)
+{
+    (void)ctx;
+    event_loop_stop(loop);
+}
+
+static void test_async_checks_answer_from_the_loop_thread(void **state)
+{
+    (void)state;
+    struct event_loop *loop = event_loop_create();
+    int pending = 4;
+    struct async_result r[5];
+    memset(r, 0, sizeof(r));
+    const char *users[5] = { "Alice@example.test", "alice@example.test", "nobody@example.test",
+                             "alice@example.test", "alice@example.test" };
+    const char *passwords[5] = { "right-pw", "wrong", "right-pw", "right-pw", "right-pw" };
+    struct auth_request *req[5];
+    for (int i = 0; i < 5; i++) {
+        r[i].loop = loop;
+        r[i].pending = &pending;
+        req[i] = auth_check_start(loop, users[i], passwords[i], "192.0.2.77", async_done, &r[i]);
+        assert_non_null(req[i]);
+        /* Never answered from inside the call. */
+        assert_int_equal(r[i].calls, 0);
+    }
+    /* The session of the last one went away: its callback never runs. */
+    auth_check_cancel(&req[4]);
+    assert_null(req[4]);
+    struct event_timer *guard = event_timer_add(loop, 10000, guard_expired, NULL);
+    event_loop_run(loop);
+    event_timer_cancel(loop, &guard);
+    assert_int_equal(pending, 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_true(pthread_equal(r[i].thread, pthread_self()));
+    }
+    assert_int_equal(r[0].result, AUTH_OK);
+    assert_string_equal(r[0].canonical, "alice@example.test");
+    assert_int_equal(r[1].result, AUTH_FAILED);
+    assert_null(r[1].canonical);
+    assert_int_equal(r[2].result, AUTH_FAILED);
+    assert_int_equal(r[3].result, AUTH_OK);
+    free(r[0].canonical);
+    free(r[3].canonical);
+    /* Let the cancelled one finish before the loop goes away. */
+    guard = event_timer_add(loop, 300, guard_expired, NULL);
+    event_loop_run(loop);
+    assert_int_equal(r[4].calls, 0);
+    event_loop_destroy(&loop);
+}
+
+static void test_async_check_of_a_throttled_address_answers_without_hashing(void **state)
+{
+    (void)state;
+    char *canon = NULL;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(auth_check("alice@example.test", "bad", "198.51.100.99", &canon),
+                         AUTH_FAILED);
+    struct event_loop *loop = event_loop_create();
+    int pending = 1;
+    struct async_result r;
+    memset(&r, 0, sizeof(r));
+    r.loop = loop;
+    r.pending = &pending;
+    struct auth_request *req =
+        auth_check_start(loop, "alice@example.test", "right-pw", "198.51.100.99", async_done, &r);
+    assert_non_null(req);
+    assert_int_equal(r.calls, 0);
+    struct event_timer *guard = event_timer_add(loop, 10000, guard_expired, NULL);
+    event_loop_run(loop);
+    event_timer_cancel(loop, &guard);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.result, AUTH_THROTTLED);
+    assert_null(r.canonical);
+    event_loop_destroy(&loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +339,8 @@ int main(void)
         cmocka_unit_test(test_sasl_plain_decodes_valid_and_rejects_invalid),
         cmocka_unit_test(test_base64_round_trip_and_invalid_text),
         cmocka_unit_test(test_plaintext_allowed_by_tls_or_mynetworks),
+        cmocka_unit_test(test_async_checks_answer_from_the_loop_thread),
+        cmocka_unit_test(test_async_check_of_a_throttled_address_answers_without_hashing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
