@@ -25,14 +25,17 @@
  * LIMITS
  *	WORKER_THREADS threads, capped by the number of CPUs; jobs queue
  *	without a limit of their own: callers bound them (sessions per
- *	process).
+ *	process). One thread: the main job is a yescrypt check, which needs
+ *	16 MiB of scratch per check running at once; one thread per process
+ *	takes the hashing off the loop at the memory cost of the old
+ *	in-loop check, and master runs more processes for more cores.
  */
 #ifndef POSTERN_WORKER_H
 #define POSTERN_WORKER_H
 
 #include "event.h"
 
-#define WORKER_THREADS 4
+#define WORKER_THREADS 1
 
 struct worker_job;
 typedef void worker_fn(void *arg);
