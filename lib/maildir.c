@@ -111,31 +111,15 @@ char *maildir_unique_name(long long now_sec, long now_usec, off_t size)
 }
 
 
-int maildir_copy_bytes(int dst_fd, int src_fd, off_t offset, off_t length)
+/* Copies through user space, counting what passes when counts is set. */
+static int copy_counted(int dst_fd, int src_fd, off_t offset, off_t length,
+                        struct maildir_counts *counts)
 {
-    off_t pos = offset, end = offset + length;
-    int use_sendfile = 1;
     char chunk[65536];
+    off_t pos = offset, end = offset + length;
     while (pos < end) {
         size_t want = (size_t)(end - pos) > sizeof(chunk) ? sizeof(chunk) : (size_t)(end - pos);
-        ssize_t n;
-        if (use_sendfile) {
-            n = sendfile(dst_fd, src_fd, &pos, want);
-            if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
-                use_sendfile = 0;
-                continue;
-            }
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return -1;
-            if (n == 0) {
-                errno = EIO;
-                return -1;
-            }
-            continue;
-        }
-        n = pread(src_fd, chunk, want, pos);
+        ssize_t n = pread(src_fd, chunk, want, pos);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -146,7 +130,29 @@ int maildir_copy_bytes(int dst_fd, int src_fd, off_t offset, off_t length)
         }
         if (safe_write_all(dst_fd, chunk, (size_t)n) < 0)
             return -1;
+        if (counts != NULL)
+            maildir_counts_add(counts, chunk, (size_t)n);
         pos += n;
+    }
+    return 0;
+}
+
+int maildir_copy_bytes(int dst_fd, int src_fd, off_t offset, off_t length)
+{
+    off_t pos = offset, end = offset + length;
+    while (pos < end) {
+        size_t want = (size_t)(end - pos) > 65536 ? 65536 : (size_t)(end - pos);
+        ssize_t n = sendfile(dst_fd, src_fd, &pos, want);
+        if (n < 0 && (errno == EINVAL || errno == ENOSYS))
+            return copy_counted(dst_fd, src_fd, pos, end - pos, NULL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0) {
+            errno = EIO;
+            return -1;
+        }
     }
     return 0;
 }
@@ -185,31 +191,6 @@ uint64_t maildir_counts_crlf_size(const struct maildir_counts *c)
 uint64_t maildir_counts_pop3_size(const struct maildir_counts *c)
 {
     return c->size + c->bare_lf + c->dot_lines + (c->last == '\n' ? 0 : 2);
-}
-
-/* maildir_copy_bytes() through user space, counting what passes. */
-static int copy_counted(int dst_fd, int src_fd, off_t offset, off_t length,
-                        struct maildir_counts *counts)
-{
-    char chunk[65536];
-    off_t pos = offset, end = offset + length;
-    while (pos < end) {
-        size_t want = (size_t)(end - pos) > sizeof(chunk) ? sizeof(chunk) : (size_t)(end - pos);
-        ssize_t n = pread(src_fd, chunk, want, pos);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0) {
-            errno = EIO;
-            return -1;
-        }
-        if (safe_write_all(dst_fd, chunk, (size_t)n) < 0)
-            return -1;
-        maildir_counts_add(counts, chunk, (size_t)n);
-        pos += n;
-    }
-    return 0;
 }
 
 int maildir_deliver(const char *dir, const char *sender, const char *recipient, int src_fd,
