@@ -7,7 +7,8 @@
  *	An event server (lib/server.h) with one process (maxproc 1): the
  *	listening socket is the control socket public/qmgr. It moves mail
  *	incoming -> active -> delivered / deferred / bounced. See
- *	qmgr_scan.c, qmgr_active.c, qmgr_deliver.c and docs/qmgr.md.
+ *	qmgr_scan.c, qmgr_active.c, qmgr_deliver.c, qmgr_dest.c,
+ *	qmgr_transport.c and docs/qmgr.md.
  */
 #include <stdlib.h>
 
@@ -24,6 +25,7 @@ static void qmgr_init(struct event_loop *loop)
     qmgr_loop = loop;
     qmgr_queue_dir = xstrdup(config_str("queue_directory"));
     qmgr_deliver_init();
+    qmgr_dest_init();
     qmgr_scan_init();
 }
 

@@ -3,10 +3,13 @@
  *	qmgr_active - messages in the active queue
  * DESCRIPTION
  *	A message enters with qmgr_active_take(): incoming/ID is renamed to
- *	active/ID and parsed; every recipient not yet done is routed. Local
- *	and virtual domains go to the local transport; other domains are
- *	deferred at once (no outbound transport yet; qmgr_route() is the one
- *	place where an smtp transport slots in).
+ *	active/ID and parsed; every recipient not yet done is routed
+ *	(lib/transport.h, in qmgr_route(), the one place that chooses):
+ *	local -> QR_PENDING on the round robin over messages that
+ *	qmgr_deliver.c pipelines to local; smtp -> QR_QUEUED on its
+ *	destination's queue (qmgr_dest.c); error:, discard: and retry: (and
+ *	configuration errors) are decided here at once and logged here with
+ *	relay=none, as are recipients of a suspended destination.
  *
  *	Results: "sent" marks the recipient done on disk at once. "bounced"
  *	is only remembered: when the message's round ends, one notice is
@@ -23,6 +26,14 @@
  *
  *	Null-sender messages (notices) that fail are reported once to
  *	2bounce_notice_recipient; a failing double bounce is discarded.
+ *
+ *	Delay warnings: when delay_warning_time is set, a deferred message
+ *	older than that with a non-null sender gets one "delayed mail"
+ *	notice (RFC 3464, Action: delayed) for its deferred recipients.
+ *	"Once" is remembered by a marker line in defer/ID (recipient
+ *	QMGR_WARNED_MARK, which no address can equal and readers that look
+ *	up recipients never see), carried over from round to round; a
+ *	crash may at worst repeat a warning.
  * DIAGNOSTICS
  *	Files moved away under our feet (postsuper) are logged at info level
  *	and forgotten. Corrupt files go to corrupt/ with a warning.
@@ -43,8 +54,11 @@
 #include "delivery_log.h"
 #include "log.h"
 #include "qmgr.h"
-#include "resolve.h"
+#include "transport.h"
 #include "xalloc.h"
+
+/* Defer log recipient field that records a sent delay warning. */
+#define QMGR_WARNED_MARK "(delay warning sent)"
 
 static struct qmgr_msg *active_head, *active_tail;
 static size_t active_count;
@@ -155,24 +169,31 @@ static void defer_now(struct qmgr_msg *m, size_t i, const char *relay, const cha
         msg_warn("%s: cannot append to the defer log: %s", m->id, strerror(errno));
 }
 
-/* Routing: the one place that chooses a transport. */
-static void qmgr_route(struct qmgr_msg *m, size_t i)
+/* error: -> bounced at the end of the round (with the notice). */
+static void bounce_now(struct qmgr_msg *m, size_t i, const char *dsn, const char *reason)
 {
-    const char *addr = m->qf->rcpts[i].address;
-    if (strchr(addr, '@') == NULL)
-        m->rs[i].route_addr = xasprintf("%s@%s", addr, config_str("myorigin"));
-    switch (resolve_class(m->rs[i].route_addr ? m->rs[i].route_addr : addr)) {
-    case RESOLVE_LOCAL:
-    case RESOLVE_VIRTUAL:
-        m->rs[i].state = QR_PENDING;
-        m->undispatched++;
-        break;
-    case RESOLVE_RELAY:
-    default:
-        defer_now(m, i, "none", "4.4.1",
-                  "no route to destination: outbound delivery is not enabled");
-        break;
-    }
+    struct delivery_log entry = {
+        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = "none",
+        .delay = msg_age(m), .delays = {msg_age(m), 0, 0, 0},
+        .dsn = dsn, .status = "bounced", .reason = reason,
+    };
+    delivery_log(&entry);
+    m->rs[i].state = QR_BOUNCED;
+    set_reason(&m->rs[i], dsn, reason);
+}
+
+/* discard: -> done, logged as sent. */
+static void discard_now(struct qmgr_msg *m, size_t i, const char *dsn, const char *reason)
+{
+    struct delivery_log entry = {
+        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = "none",
+        .delay = msg_age(m), .delays = {msg_age(m), 0, 0, 0},
+        .dsn = dsn, .status = "sent", .reason = reason,
+    };
+    delivery_log(&entry);
+    m->rs[i].state = QR_DONE;
+    if (queue_file_mark_done(m->qf, i) < 0 && errno != ENOENT)
+        msg_warn("%s: cannot mark recipient done: %s", m->id, strerror(errno));
 }
 
 const char *qmgr_active_address(const struct qmgr_msg *m, size_t i)
@@ -180,12 +201,96 @@ const char *qmgr_active_address(const struct qmgr_msg *m, size_t i)
     return m->rs[i].route_addr ? m->rs[i].route_addr : m->qf->rcpts[i].address;
 }
 
+/* Routing: the one place that chooses a transport. */
+static void qmgr_route(struct qmgr_msg *m, size_t i)
+{
+    const char *addr = m->qf->rcpts[i].address;
+    if (strchr(addr, '@') == NULL)
+        m->rs[i].route_addr = xasprintf("%s@%s", addr, config_str("myorigin"));
+    struct transport_route route;
+    transport_route(qmgr_active_address(m, i), &route);
+    switch (route.kind) {
+    case TRANSPORT_LOCAL:
+        m->rs[i].state = QR_PENDING;
+        m->undispatched++;
+        break;
+    case TRANSPORT_SMTP: {
+        const char *dsn = NULL, *reason = NULL;
+        if (qmgr_dest_enqueue(m, i, &route, &dsn, &reason) == 0) {
+            m->rs[i].state = QR_QUEUED;
+            m->queued++;
+        } else {
+            defer_now(m, i, "none", dsn, reason);
+        }
+        break;
+    }
+    case TRANSPORT_ERROR:
+        bounce_now(m, i, route.dsn, route.reason);
+        break;
+    case TRANSPORT_DISCARD:
+        discard_now(m, i, route.dsn, route.reason);
+        break;
+    case TRANSPORT_DEFER:
+    default:
+        defer_now(m, i, "none", route.dsn[0] ? route.dsn : "4.0.0",
+                  route.reason ? route.reason : "");
+        break;
+    }
+    transport_route_free(&route);
+}
+
 static void msg_finish(struct qmgr_msg *m);
 
 static void msg_check(struct qmgr_msg *m)
 {
-    if (m->undispatched == 0 && m->inflight == 0)
+    if (m->undispatched == 0 && m->inflight == 0 && m->queued == 0)
         msg_finish(m);
+}
+
+void qmgr_active_mark_inflight(struct qmgr_msg *m, size_t i)
+{
+    if (m->rs[i].state != QR_QUEUED)
+        msg_panic("%s: dispatch of recipient %zu in state %d", m->id, i, m->rs[i].state);
+    m->rs[i].state = QR_INFLIGHT;
+    m->queued--;
+    m->inflight++;
+}
+
+void qmgr_active_mark_queued(struct qmgr_msg *m, size_t i)
+{
+    if (m->rs[i].state != QR_INFLIGHT)
+        msg_panic("%s: requeue of recipient %zu in state %d", m->id, i, m->rs[i].state);
+    m->rs[i].state = QR_QUEUED;
+    m->inflight--;
+    m->queued++;
+}
+
+void qmgr_active_defer_queued(struct qmgr_msg *m, size_t i, const char *dsn, const char *reason)
+{
+    if (m->rs[i].state != QR_QUEUED)
+        msg_panic("%s: deferral of recipient %zu in state %d", m->id, i, m->rs[i].state);
+    m->queued--;
+    defer_now(m, i, "none", dsn, reason);
+    msg_check(m);
+}
+
+/* 1 if defer/ID records a delay warning sent in an earlier round. */
+static int defer_log_warned(const char *id)
+{
+    struct queue_defer *entries = NULL;
+    size_t n = 0;
+    if (queue_defer_read(qmgr_queue_dir, id, &entries, &n) < 0)
+        return 0;
+    int warned = queue_defer_find(entries, n, QMGR_WARNED_MARK) != NULL;
+    queue_defer_free(&entries, n);
+    return warned;
+}
+
+static void defer_log_mark_warned(const char *id)
+{
+    if (queue_defer_append(qmgr_queue_dir, id, QMGR_WARNED_MARK, "4.0.0",
+                           "a delay warning was sent") < 0)
+        msg_warn("%s: cannot append to the defer log: %s", id, strerror(errno));
 }
 
 int qmgr_active_take(const char *id)
@@ -227,9 +332,14 @@ int qmgr_active_take(const char *id)
         return -1;
     }
     free(path);
+    int warned = config_time("delay_warning_time") > 0 && qf->sender[0] != '\0' &&
+                 defer_log_warned(id);
     queue_defer_remove(qmgr_queue_dir, id);
+    if (warned)
+        defer_log_mark_warned(id);
 
     struct qmgr_msg *m = xcalloc(1, sizeof(*m));
+    m->warned = warned;
     snprintf(m->id, sizeof(m->id), "%s", id);
     m->qf = qf;
     m->rs = xcalloc(qf->rcpt_count ? qf->rcpt_count : 1, sizeof(*m->rs));
@@ -303,13 +413,25 @@ void qmgr_active_result(struct qmgr_msg *m, size_t i, enum qmgr_result result, c
     msg_check(m);
 }
 
+void qmgr_active_defer_inflight(struct qmgr_msg *m, size_t i, const char *dsn,
+                                const char *reason)
+{
+    /* No agent will log this one: qmgr decided it. */
+    struct delivery_log entry = {
+        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = "none",
+        .delay = msg_age(m), .delays = {msg_age(m), 0, 0, 0},
+        .dsn = dsn, .status = "deferred", .reason = reason,
+    };
+    delivery_log(&entry);
+    qmgr_active_result(m, i, QMGR_DEFERRED, dsn, reason);
+}
+
 void qmgr_active_requeue(struct qmgr_msg *m, size_t i, int count_loss)
 {
-    if (m->rs[i].state != QR_INFLIGHT)
+    if (m->rs[i].state != QR_INFLIGHT || m->rs[i].dest != NULL)
         msg_panic("%s: requeue of recipient %zu in state %d", m->id, i, m->rs[i].state);
     if (count_loss && ++m->rs[i].losses >= QMGR_MAX_LOSSES) {
-        qmgr_active_result(m, i, QMGR_DEFERRED, "4.3.0",
-                           "lost connection with the local delivery agent");
+        qmgr_active_defer_inflight(m, i, "4.3.0", "lost connection with the local delivery agent");
         return;
     }
     m->inflight--;
@@ -355,6 +477,37 @@ static int send_notice(struct qmgr_msg *m, size_t nbounce, char **new_id_r)
         msg_warn("%s: cannot queue the non-delivery notification: %s; will retry", m->id,
                  error ? error : "error");
     return r;
+}
+
+/* Sends the one delay warning for the deferred recipients. Returns the
+   notice's ID (malloc'd) or NULL. */
+static char *send_delay_warning(struct qmgr_msg *m, size_t ndefer)
+{
+    const struct queue_file *qf = m->qf;
+    struct bounce_rcpt *br = xcalloc(ndefer, sizeof(*br));
+    size_t n = 0;
+    for (size_t i = 0; i < qf->rcpt_count && n < ndefer; i++) {
+        if (m->rs[i].state != QR_DEFERRED)
+            continue;
+        br[n].address = qmgr_active_address(m, i);
+        br[n].orig_address = m->rs[i].route_addr ? qf->rcpts[i].address : NULL;
+        br[n].dsn = m->rs[i].dsn;
+        br[n].reason = m->rs[i].reason;
+        br[n].last_attempt = time(NULL);
+        n++;
+    }
+    char *new_id = NULL;
+    const char *error = NULL;
+    if (bounce_queue(qmgr_queue_dir, qf, qf->sender, br, n, 1, &new_id, &error) < 0) {
+        msg_warn("%s: cannot queue the delay notification: %s; will retry", m->id,
+                 error ? error : "error");
+        new_id = NULL;
+    } else {
+        m->warned = 1;
+        defer_log_mark_warned(m->id);
+    }
+    free(br);
+    return new_id;
 }
 
 static void msg_finish(struct qmgr_msg *m)
@@ -405,6 +558,13 @@ static void msg_finish(struct qmgr_msg *m)
         }
     }
 
+    char *warning_id = NULL;
+    if (ndefer > 0 && !m->warned && qf->sender[0] != '\0') {
+        long long warn_after = config_time("delay_warning_time");
+        if (warn_after > 0 && (long long)now - qf->arrival_sec >= warn_after)
+            warning_id = send_delay_warning(m, ndefer);
+    }
+
     if (ndefer == 0) {
         char *path = queue_file_path(qmgr_queue_dir, "active", m->id);
         if (unlink(path) < 0) {
@@ -443,5 +603,9 @@ static void msg_finish(struct qmgr_msg *m)
     if (notice_id != NULL) {
         qmgr_active_take(notice_id);
         free(notice_id);
+    }
+    if (warning_id != NULL) {
+        qmgr_active_take(warning_id);
+        free(warning_id);
     }
 }

@@ -23,8 +23,9 @@
  *	are dispatched again.
  *
  *	On SIGTERM (stop, or a reload, which restarts qmgr) the replies to
- *	requests local already has are collected before exiting, so that
- *	a finished delivery is recorded rather than repeated.
+ *	requests local (and the outbound agents, qmgr_transport.c) already
+ *	have are collected before exiting, so that a finished delivery is
+ *	recorded rather than repeated.
  * LIMITS
  *	Reply frames are bounded by ATTR_MAX_MSG; idle connections are
  *	closed after QMGR_IDLE_CLOSE_MS so local processes can recycle.
@@ -376,9 +377,11 @@ static long long monotonic_ms(void)
 static void drain_replies(void)
 {
     long long deadline = monotonic_ms() + QMGR_STOP_DRAIN_MS;
+    size_t tp_max = QMGR_TP_DELIVERY_MAX * 2;
+    struct pollfd *pfd = xcalloc(QMGR_MAX_CONNECTIONS + tp_max, sizeof(*pfd));
+    struct qmgr_conn *pc[QMGR_MAX_CONNECTIONS];
+    void **tc = xcalloc(tp_max, sizeof(*tc));
     for (;;) {
-        struct pollfd pfd[QMGR_MAX_CONNECTIONS];
-        struct qmgr_conn *pc[QMGR_MAX_CONNECTIONS];
         nfds_t n = 0;
         for (size_t k = 0; k < conn_count; k++) {
             struct qmgr_conn *c = conns[k];
@@ -389,29 +392,37 @@ static void drain_replies(void)
                                                               ? POLLOUT : 0) };
             pc[n++] = c;
         }
+        nfds_t nlocal = n;
+        n += qmgr_transport_drain_fds(pfd + nlocal, tc, tp_max);
         long long left = deadline - monotonic_ms();
         if (n == 0 || left <= 0)
-            return;
+            break;
         int r = poll(pfd, n, (int)left);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
-            return;
+            break;
         for (nfds_t k = 0; k < n; k++) {
             if (pfd[k].revents == 0)
                 continue;
             int events = (pfd[k].revents & POLLIN ? EVENT_READ : 0) |
                          (pfd[k].revents & POLLOUT ? EVENT_WRITE : 0) |
                          (pfd[k].revents & (POLLERR | POLLHUP) ? EVENT_ERROR : 0);
-            /* May close pc[k]; its memory lives until the deferred free. */
-            conn_cb(qmgr_loop, pfd[k].fd, events, pc[k]);
+            /* May close the connection; its memory lives until the deferred free. */
+            if (k < nlocal)
+                conn_cb(qmgr_loop, pfd[k].fd, events, pc[k]);
+            else
+                qmgr_transport_drain_event(tc[k - nlocal], events);
         }
     }
+    free(pfd);
+    free(tc);
 }
 
 void qmgr_deliver_stop(void)
 {
     drain_replies();
+    qmgr_transport_stop();
     while (conn_count > 0) {
         struct qmgr_conn *c = conns[0];
         c->count = 0;   /* active/ is recovered at the next start */

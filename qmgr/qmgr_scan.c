@@ -411,6 +411,7 @@ static void handle_request(struct qmgr_client *c, const struct attr_msg *req)
             qmgr_active_take(queue_id);   /* no room or gone: scans handle it */
     } else if (strcmp(request, "flush") == 0) {
         msg_info("flush requested: retrying all deferred mail");
+        qmgr_dest_flush();   /* lifts destination suspensions too */
         qmgr_scan_deferred(1);
         qmgr_scan_incoming();
     } else if (strcmp(request, "flush_id") == 0) {
