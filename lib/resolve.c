@@ -200,12 +200,12 @@ enum resolve_class resolve_class(const char *address)
     enum resolve_class cls;
     if (domain == NULL || *domain == '\0') {
         cls = RESOLVE_LOCAL;
-    } else if (domain_in_list(&cache_mydestination, domain) == 1) {
-        cls = RESOLVE_LOCAL;
-    } else if (domain_in_list(&cache_virtual_domains, domain) == 1) {
-        cls = RESOLVE_VIRTUAL;
     } else {
-        cls = RESOLVE_RELAY;
+        int mine = domain_in_list(&cache_mydestination, domain);
+        int virt = mine == 1 ? 0 : domain_in_list(&cache_virtual_domains, domain);
+        cls = mine == 1 ? RESOLVE_LOCAL
+            : virt == 1 ? RESOLVE_VIRTUAL
+            : mine < 0 || virt < 0 ? RESOLVE_ERROR : RESOLVE_RELAY;
     }
     free(local);
     free(domain);
@@ -260,6 +260,8 @@ enum resolve_known resolve_recipient_known(const char *address)
     enum resolve_class cls = resolve_class(address);
     if (cls == RESOLVE_RELAY)
         return RESOLVE_KNOWN;
+    if (cls == RESOLVE_ERROR)
+        return RESOLVE_TEMPFAIL;
     char *local, *domain;
     split_address(address, &local, &domain);
     enum resolve_known known = RESOLVE_UNKNOWN;

@@ -23,7 +23,10 @@
 #ifndef POSTERN_RESOLVE_H
 #define POSTERN_RESOLVE_H
 
-enum resolve_class { RESOLVE_LOCAL, RESOLVE_VIRTUAL, RESOLVE_RELAY };
+/* RESOLVE_ERROR: a mydestination or virtual_mailbox_domains table could
+   not be read, so the class is unknown: callers defer (a table error must
+   neither send local mail out nor refuse it for good). */
+enum resolve_class { RESOLVE_LOCAL, RESOLVE_VIRTUAL, RESOLVE_RELAY, RESOLVE_ERROR };
 
 /* Class of a full address "local@domain" (domain required). */
 enum resolve_class resolve_class(const char *address);

@@ -285,6 +285,12 @@ void transport_route(const char *address, struct transport_route *route)
     split_address(address, &local, &domain);
 
     enum resolve_class cls = resolve_class(address);
+    if (cls == RESOLVE_ERROR) {
+        free(local);
+        free(domain);
+        set_defer(route, "4.3.0", "local domain table lookup failure");
+        return;
+    }
     if (cls == RESOLVE_LOCAL || cls == RESOLVE_VIRTUAL) {
         route->kind = TRANSPORT_LOCAL;
         route->transport = xstrdup("local");

@@ -318,6 +318,11 @@ static void expand_address_inner(struct local_ctx *ctx, const char *address, int
         return;
     }
     enum resolve_class cls = resolve_class(address);
+    if (cls == RESOLVE_ERROR) {
+        local_result(ctx, address, LOCAL_DEFERRED, "4.3.0", 0,
+                     "local domain table lookup failure");
+        return;
+    }
     if (cls == RESOLVE_RELAY) {
         if (depth == 0) {
             local_result(ctx, address, LOCAL_DEFERRED, "4.3.5", 0,

@@ -120,6 +120,8 @@ static char *relay_check(struct smtpd_session *s, const char *address, enum reso
 static char *recipient_check(struct smtpd_session *s, const char *address)
 {
     enum resolve_class cls = resolve_class(address);
+    if (cls == RESOLVE_ERROR)
+        return xasprintf("451 4.3.0 <%s>: Temporary lookup failure", address);
     char *reply = relay_check(s, address, cls);
     if (reply != NULL || cls == RESOLVE_RELAY || !smtpd_var.reject_unlisted_recipient)
         return reply;

@@ -108,6 +108,13 @@ static void test_broken_table_is_tempfail(void **state)
     assert_int_equal(resolve_recipient_known("whoever@localhost"), RESOLVE_TEMPFAIL);
     config_override("local_recipient_maps", "inline:{ root=x, alice=x }");
     assert_int_equal(resolve_recipient_known("alice@localhost"), RESOLVE_KNOWN);
+    /* A domain table that cannot be read: the class is unknown, not
+       "relay" (local mail must not be sent out for it). */
+    config_override("virtual_mailbox_domains", "lmdb:/nonexistent/virtual-domains");
+    assert_int_equal(resolve_class("a@elsewhere.test"), RESOLVE_ERROR);
+    assert_int_equal(resolve_recipient_known("a@elsewhere.test"), RESOLVE_TEMPFAIL);
+    /* Domains the readable table (mydestination) has are still local. */
+    assert_int_equal(resolve_class("alice@localhost"), RESOLVE_LOCAL);
 }
 
 static void test_virtual_alias_value(void **state)

@@ -189,6 +189,12 @@ static void test_table_error_defers(void **state)
         {"a@far.test", TRANSPORT_SMTP, "smtp", "[fixed.test]", NULL, NULL},
     };
     check_cases(fixed, 1);
+    /* Whether a domain is ours cannot be told: defer, never route out. */
+    config_override("virtual_mailbox_domains", "lmdb:/nonexistent/virtual-domains");
+    static const struct route_case unknown[] = {
+        {"a@far.test", TRANSPORT_DEFER, "retry", "", "4.3.0", "local domain table lookup failure"},
+    };
+    check_cases(unknown, 1);
 }
 
 static void test_relay_domains_use_relay_transport(void **state)
