@@ -28,6 +28,13 @@
  *	want_write_for_read member holds a word of F_* flags and
  *	handshaking holds HS_* states (below).
  *
+ *	Client side (added for the smtp client): conn_start_tls_client()
+ *	uses the same handshake state with F_CLIENT set, so SSL_connect
+ *	replaces SSL_accept; the first step is driven by writability,
+ *	because the client speaks first. A failed client handshake is not
+ *	logged here (the client reports it with its own context) but
+ *	stored in conn->tls_failure.
+ *
  *	Output appended between conn_start_tls() and CONN_EVENT_TLS_READY
  *	stays queued until the handshake is done, except while the
  *	plaintext STARTTLS reply is still draining (HS_FLUSH): then it
@@ -53,6 +60,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "conn.h"
 #include "log.h"
@@ -70,6 +78,7 @@
 #define F_IN_CALLBACK      0x04   /* on_event is running */
 #define F_CLOSE_PENDING    0x08   /* failed inside on_event: CLOSED after it */
 #define F_TLS_FATAL        0x10   /* no SSL_shutdown after this */
+#define F_CLIENT           0x20   /* handshake with SSL_connect (outbound) */
 
 #define CONN_READ_CHUNK 16384
 #define CONN_WRITE_MAX  (1 << 30)  /* SSL_write takes an int */
@@ -357,11 +366,13 @@ static int conn_begin_accept(struct conn *conn)
     return 0;
 }
 
-/* One SSL_accept step. Reports TLS_READY when done, CLOSED on failure. */
+/* One SSL_accept (SSL_connect for clients) step. Reports TLS_READY when
+   done, CLOSED on failure. */
 static void conn_handshake(struct conn *conn)
 {
     ERR_clear_error();
-    int r = SSL_accept(conn->ssl);
+    int client = (conn->want_write_for_read & F_CLIENT) != 0;
+    int r = client ? SSL_connect(conn->ssl) : SSL_accept(conn->ssl);
     int saved_errno = errno;
     if (r == 1) {
         conn->handshaking = HS_NONE;
@@ -381,7 +392,18 @@ static void conn_handshake(struct conn *conn)
     }
     char reason[256];
     conn_tls_reason(err, r, saved_errno, reason, sizeof(reason));
-    msg_info("TLS handshake failed from %s: %s", conn->addr, reason);
+    if (client) {
+        long verify = SSL_get_verify_result(conn->ssl);
+        if (verify != X509_V_OK)
+            snprintf(conn->tls_failure, sizeof(conn->tls_failure), "%.120s: %.64s",
+                     reason, X509_verify_cert_error_string(verify));
+        else
+            snprintf(conn->tls_failure, sizeof(conn->tls_failure), "%.180s", reason);
+        if (log_verbose)
+            msg_debug("TLS handshake with %s failed: %s", conn->addr, conn->tls_failure);
+    } else {
+        msg_info("TLS handshake failed from %s: %s", conn->addr, reason);
+    }
     conn->want_write_for_read |= F_TLS_FATAL;
     conn_fail(conn);
 }
@@ -514,4 +536,64 @@ void conn_pause_input(struct conn *conn, int paused)
 {
     conn->read_paused = paused != 0;
     conn_set_mask(conn);
+}
+
+/* ---- added by smtp client helper ---- */
+
+int conn_start_tls_client(struct conn *conn, SSL_CTX *ctx, const char *peer_name)
+{
+    if (conn->closed)
+        return -1;
+    if (conn->ssl != NULL)
+        msg_panic("conn_start_tls_client: TLS already started for %s", conn->addr);
+    if (conn->in.len > 0 || conn->out.len > 0)
+        msg_panic("conn_start_tls_client: %zu bytes of input, %zu of output pending for %s",
+                  conn->in.len, conn->out.len, conn->addr);
+    conn->tls_failure[0] = '\0';
+    ERR_clear_error();
+    conn->ssl = SSL_new(ctx);
+    if (conn->ssl == NULL) {
+        tls_error_text(conn->tls_failure, sizeof(conn->tls_failure));
+        msg_warn("cannot start TLS with %s: SSL_new: %s", conn->addr, conn->tls_failure);
+        conn_fail(conn);
+        return -1;
+    }
+    if (peer_name != NULL && *peer_name != '\0') {
+        unsigned char ip[16];
+        int literal = inet_pton(AF_INET, peer_name, ip) == 1 ||
+                      inet_pton(AF_INET6, peer_name, ip) == 1;
+        int ok = 1;
+        if (!literal)
+            ok = SSL_set_tlsext_host_name(conn->ssl, peer_name) == 1;
+        if (ok && (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)) {
+            if (literal)
+                ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl), peer_name) == 1;
+            else
+                ok = SSL_set1_host(conn->ssl, peer_name) == 1;
+        }
+        if (!ok) {
+            char reason[128];
+            tls_error_text(reason, sizeof(reason));
+            snprintf(conn->tls_failure, sizeof(conn->tls_failure),
+                     "cannot set the peer name %.64s: %.90s", peer_name, reason);
+            conn->want_write_for_read |= F_TLS_FATAL;
+            conn_fail(conn);
+            return -1;
+        }
+    }
+    if (SSL_set_fd(conn->ssl, conn->fd) != 1) {
+        tls_error_text(conn->tls_failure, sizeof(conn->tls_failure));
+        msg_warn("cannot start TLS with %s: SSL_set_fd: %s", conn->addr, conn->tls_failure);
+        conn->want_write_for_read |= F_TLS_FATAL;
+        conn_fail(conn);
+        return -1;
+    }
+    SSL_set_connect_state(conn->ssl);
+    conn->handshaking = HS_ACCEPT;
+    conn->want_write_for_read &= ~F_WRITE_WANTS_READ;
+    /* The client speaks first: the loop runs SSL_connect as soon as the
+       socket is writable, never from inside the caller's callback. */
+    conn->want_write_for_read |= F_CLIENT | F_READ_WANTS_WRITE;
+    conn_set_mask(conn);
+    return 0;
 }

@@ -60,6 +60,9 @@ struct conn {
     int handshaking;
     int want_write_for_read;
     int read_paused;
+    /* added by smtp client helper: why a client-side handshake failed
+       ("certificate verify failed: ..."), set before CLOSED; "" else */
+    char tls_failure[192];
 };
 
 /* Takes ownership of a connected non-blocking fd. in_limit bounds
@@ -84,5 +87,20 @@ void conn_update(struct conn *conn);
 /* Stops reading (e.g. while a command is being processed, or after a
    fatal protocol error before close). */
 void conn_pause_input(struct conn *conn, int paused);
+
+/* ---- added by smtp client helper ---- */
+/* Starts client-side TLS on an outbound connection (the SMTP client
+   sent STARTTLS and read the 220 reply). Nothing is discarded: the
+   caller must check that the server sent nothing after its reply
+   (bytes in conn->in then are a protocol error, the STARTTLS-injection
+   class seen from the client side) and that no output is queued;
+   calling it otherwise is a bug (msg_panic). peer_name (may be NULL)
+   is sent as SNI unless it is an IP address, and when ctx verifies
+   peers (tls_client_context with verify) the certificate must match
+   it (DNS name, or IP address for a literal). TLS_READY follows when
+   the handshake is done; CLOSED when it fails, with conn->tls_failure
+   saying why. Returns 0, or -1 when TLS cannot start (the conn is
+   closed, CLOSED follows as for conn_start_tls). */
+int conn_start_tls_client(struct conn *conn, SSL_CTX *ctx, const char *peer_name);
 
 #endif

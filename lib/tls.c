@@ -11,6 +11,12 @@
  *	mail client needs) are off. Partial writes and moving write buffers
  *	are on, because lib/conn.c writes from a struct buf that can be
  *	consumed and reallocated between retries.
+ *
+ *	Client contexts (outbound STARTTLS, smtp) share the protocol floor
+ *	and options. Without verification they accept any certificate;
+ *	with it, the chain must lead to a CA of the configured file and
+ *	the name check is set per connection (lib/conn.c), because it
+ *	depends on the host being connected to.
  * DIAGNOSTICS
  *	tls_server_context() returns NULL with a message naming the file and
  *	the OpenSSL reason in a static buffer valid until the next call.
@@ -132,4 +138,43 @@ void tls_error_text(char *out, size_t size)
             ERR_error_string_n(e, out, size);
     }
     ERR_clear_error();
+}
+
+/* ---- added by smtp client helper ---- */
+
+SSL_CTX *tls_client_context(const char *cafile, int verify, const char **error_r)
+{
+    char what[300];
+
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        *error_r = tls_fail("SSL_CTX_new");
+        return NULL;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        *error_r = tls_fail("cannot set TLS 1.2 as the minimum protocol");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (!verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        return ctx;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (cafile != NULL && *cafile != '\0') {
+        if (SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) {
+            snprintf(what, sizeof(what), "cannot load CA certificates %s", cafile);
+            *error_r = tls_fail(what);
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        *error_r = tls_fail("cannot load the default CA certificates");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }

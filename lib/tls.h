@@ -30,4 +30,15 @@ void tls_describe(SSL *ssl, char *out, size_t size);
    error queue. For diagnostics of failed handshakes and I/O. */
 void tls_error_text(char *out, size_t size);
 
+/* ---- added by smtp client helper ---- */
+/* Builds a client context for outbound STARTTLS: TLS 1.2 minimum, no
+   compression, no renegotiation, partial writes as for servers.
+   verify 0: the server's certificate is not checked (opportunistic
+   TLS: an encrypted session with an unknown peer beats plaintext).
+   verify 1: the chain must verify against cafile (PEM; NULL or "" =
+   OpenSSL's default CA paths), and conn_start_tls_client() makes the
+   certificate match the peer name it is given. Returns NULL with
+   *error_r (static buffer valid until the next call) on failure. */
+SSL_CTX *tls_client_context(const char *cafile, int verify, const char **error_r);
+
 #endif

@@ -775,6 +775,179 @@ static void server_context_errors_name_the_file_and_reason(void **state)
     tls_context_free(&ctx);
 }
 
+/* ---- client side: conn_start_tls_client against a blocking server ---- */
+
+struct tls_cli {
+    struct event_loop *loop;
+    struct conn *conn;
+    struct event_timer *guard;
+    SSL_CTX *ctx;
+    const char *peer_name;
+    int started, readys, closeds, timed_out;
+    int in_at_start;           /* conn->in.len when TLS started (must be 0) */
+    char got[64];
+    char failure[192];
+};
+
+static void cli_finish(struct event_loop *loop, void *ctx)
+{
+    struct tls_cli *c = ctx;
+    conn_destroy(&c->conn);
+    event_timer_cancel(loop, &c->guard);
+    event_loop_stop(loop);
+}
+
+static void cli_guard(struct event_loop *loop, void *ctx)
+{
+    struct tls_cli *c = ctx;
+    c->guard = NULL;
+    c->timed_out = 1;
+    cli_finish(loop, c);
+}
+
+static void cli_cb(struct conn *conn, enum conn_event event, void *ctx)
+{
+    struct tls_cli *c = ctx;
+    switch (event) {
+    case CONN_EVENT_CLOSED:
+        c->closeds++;
+        snprintf(c->failure, sizeof(c->failure), "%s", conn->tls_failure);
+        event_defer(c->loop, cli_finish, c);
+        return;
+    case CONN_EVENT_TLS_READY:
+        c->readys++;
+        buf_append_str(&conn->out, "ping\r\n");
+        conn_flush(conn);
+        return;
+    case CONN_EVENT_INPUT:
+        if (!c->started) {
+            const char *line;
+            size_t len, consume;
+            int crlf;
+            if (buf_read_line(&conn->in, 100, &line, &len, &crlf, &consume) != BUF_LINE_OK)
+                return;
+            buf_consume(&conn->in, consume);
+            c->started = 1;
+            c->in_at_start = (int)conn->in.len;
+            assert_int_equal(conn_start_tls_client(conn, c->ctx, c->peer_name), 0);
+            return;
+        }
+        snprintf(c->got + strlen(c->got), sizeof(c->got) - strlen(c->got), "%.*s",
+                 (int)conn->in.len, conn->in.data);
+        buf_reset(&conn->in);
+        conn_update(conn);
+        if (strstr(c->got, "\n") != NULL)
+            event_defer(c->loop, cli_finish, c);
+        return;
+    }
+}
+
+struct tls_srv {
+    int fd;
+    int garbage;      /* answer the ClientHello with junk */
+    int result;
+    char error[128];
+};
+
+static void *tls_srv_main(void *arg)
+{
+    struct tls_srv *t = arg;
+    t->result = 0;
+    if (send_all(t->fd, "220 go\r\n", 8) < 0) {
+        t->result = -1;
+        snprintf(t->error, sizeof(t->error), "send");
+    } else if (t->garbage) {
+        char hello[64];
+        if (recv(t->fd, hello, sizeof(hello), 0) <= 0 ||
+            send_all(t->fd, "junk instead of TLS\r\n", 21) < 0)
+            snprintf(t->error, sizeof(t->error), "garbage");
+    } else {
+        SSL *ssl = SSL_new(server_ctx);
+        SSL_set_fd(ssl, t->fd);
+        char got[7] = "";
+        /* A client that refuses the certificate aborts here: fine. */
+        if (SSL_accept(ssl) == 1 && ssl_read_exact(ssl, got, 6) == 0 &&
+            strcmp(got, "ping\r\n") == 0)
+            ssl_write_all(ssl, "pong\r\n", 6);
+        SSL_shutdown(ssl);
+        SSL_free(ssl);
+    }
+    close(t->fd);
+    ERR_clear_error();
+    OPENSSL_thread_stop();
+    return NULL;
+}
+
+static void run_tls_client(struct tls_cli *c, int garbage)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    c->loop = event_loop_create();
+    c->conn = conn_create(c->loop, sv[0], NULL, 0, 4096, 65536, cli_cb, c);
+    c->guard = event_timer_add(c->loop, 10000, cli_guard, c);
+    struct tls_srv t = {.fd = sv[1], .garbage = garbage};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, tls_srv_main, &t), 0);
+    event_loop_run(c->loop);
+    pthread_join(thread, NULL);
+    event_loop_destroy(&c->loop);
+    if (t.result != 0)
+        fail_msg("server: %s", t.error);
+    assert_false(c->timed_out);
+    assert_null(c->conn);
+    assert_int_equal(c->in_at_start, 0);
+}
+
+static void client_tls_handshake_then_data_both_ways(void **state)
+{
+    const char *error = NULL;
+    struct tls_cli c = {.peer_name = "localhost"};
+    c.ctx = tls_client_context(NULL, 0, &error);
+    assert_non_null(c.ctx);
+    assert_int_equal(SSL_CTX_get_min_proto_version(c.ctx), TLS1_2_VERSION);
+    run_tls_client(&c, 0);
+    assert_int_equal(c.readys, 1);
+    assert_string_equal(c.got, "pong\r\n");
+    tls_context_free(&c.ctx);
+}
+
+static void client_tls_verifies_chain_and_name(void **state)
+{
+    const char *error = NULL;
+    struct tls_cli c = {.peer_name = "localhost"};
+    c.ctx = tls_client_context(cert_path, 1, &error);
+    if (c.ctx == NULL)
+        fail_msg("tls_client_context: %s", error);
+    run_tls_client(&c, 0);
+    assert_int_equal(c.readys, 1);
+    assert_string_equal(c.got, "pong\r\n");
+
+    struct tls_cli wrong = {.peer_name = "mx.other.test", .ctx = c.ctx};
+    run_tls_client(&wrong, 0);
+    assert_int_equal(wrong.readys, 0);
+    assert_int_equal(wrong.closeds, 1);
+    assert_non_null(strstr(wrong.failure, "certificate verify failed"));
+    assert_non_null(strstr(wrong.failure, "mismatch"));
+    tls_context_free(&c.ctx);
+
+    assert_null(tls_client_context("/nonexistent/ca.pem", 1, &error));
+    assert_non_null(strstr(error, "/nonexistent/ca.pem"));
+}
+
+static void client_tls_garbage_from_server_closes_once_with_reason(void **state)
+{
+    const char *error = NULL;
+    struct tls_cli c = {.peer_name = "127.0.0.1"};
+    c.ctx = tls_client_context(NULL, 0, &error);
+    assert_non_null(c.ctx);
+    run_tls_client(&c, 1);
+    assert_int_equal(c.readys, 0);
+    assert_int_equal(c.closeds, 1);
+    assert_true(c.failure[0] != '\0');
+    tls_context_free(&c.ctx);
+}
+
 static int setup(void **state)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -826,6 +999,9 @@ int main(void)
         cmocka_unit_test(garbage_instead_of_client_hello_closes_and_logs),
         cmocka_unit_test(eof_during_handshake_closes_once),
         cmocka_unit_test(server_context_errors_name_the_file_and_reason),
+        cmocka_unit_test(client_tls_handshake_then_data_both_ways),
+        cmocka_unit_test(client_tls_verifies_chain_and_name),
+        cmocka_unit_test(client_tls_garbage_from_server_closes_once_with_reason),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
