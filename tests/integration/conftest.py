@@ -5,13 +5,27 @@ Run from tests/integration with
 
 Fixtures
     instance          a started instance (function scope)
-    instance_factory  make(domain=None, hostname=None, start=True) -> Instance;
+    instance_factory  make(domain=None, hostname=None, start=True, *,
+                           address="127.0.0.1", smtp_port=None,
+                           port_offset=None, main_cf=None, users=(),
+                           dns_servers=None) -> Instance;
                       for tests that need several instances or an unstarted one
+    dnsmasq_factory   start(records, extra_args=()) -> dns_fixture.Dnsmasq
+    scripted_dns_factory  start(handler, tcp=True) -> dns_fixture.ScriptedDns
+    sink_factory      start(host, port, **kw) -> sink.Sink (aiosmtpd)
+    smtp_peer_factory start(host, port, script) -> smtp_peers.ScriptedPeer
+    outbound_net      the outbound topology in one object (see OutboundNet)
 
 Every instance lives in its own mkdtemp() directory under /tmp, listens only on
-127.0.0.1 at ports 2525/2587/2465/2110/2995/2143/2993 + a random free offset,
-and is stopped (and its processes killed) at teardown. The directory is removed
-unless the test failed; then its path is printed for inspection.
+a loopback address (127.0.0.1 unless address= is given) at ports
+2525/2587/2465/2110/2995/2143/2993 + a random free offset (or the offset that
+makes its SMTP port smtp_port), and is stopped (and its processes killed) at
+teardown. The directory is removed unless the test failed; then its path is
+printed for inspection (also kept when POSTERN_KEEP is set).
+
+DNS: every instance has dns_servers set, to the given server (a test dnsmasq)
+or else to a dead loopback port, so no test instance ever asks the machine's
+resolver.
 
 Tests must never talk to non-loopback addresses.
 """
@@ -28,6 +42,10 @@ import tempfile
 import time
 
 import pytest
+
+import smtp_peers
+from dns_fixture import Dnsmasq, ScriptedDns, dead_dns_server
+from sink import Sink
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(
@@ -55,32 +73,33 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-def _ports_free(offset):
-    for base in PORT_BASES.values():
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", base + offset))
-        except OSError:
-            return False
-        finally:
-            s.close()
+def _ports_free(offset, addresses=("127.0.0.1",)):
+    for address in addresses:
+        for base in PORT_BASES.values():
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((address, base + offset))
+            except OSError:
+                return False
+            finally:
+                s.close()
     return True
 
 
-def pick_port_offset():
+def pick_port_offset(addresses=("127.0.0.1",)):
     for _ in range(500):
         offset = random.randrange(20000, 40000, 10)
-        if _ports_free(offset):
+        if _ports_free(offset, addresses):
             return offset
     raise RuntimeError("no free port offset in 20000-40000")
 
 
-def _wait_port(port, timeout):
+def _wait_port(port, timeout, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return True
         except OSError:
             time.sleep(0.05)
@@ -94,8 +113,9 @@ def _decode(data):
 class Instance:
     """One Postern instance in its own directory."""
 
-    def __init__(self, directory, port_offset, domain):
+    def __init__(self, directory, port_offset, domain, address="127.0.0.1"):
         self.dir = directory
+        self.address = address
         self.etc = os.path.join(directory, "etc")
         self.port_offset = port_offset
         self.domain = domain
@@ -104,6 +124,8 @@ class Instance:
         self.submission_port = self.ports["submission"]
         self.demo_user = "demo@" + domain
         self.demo_password = None
+        self.passwords = {}
+        self.dns_servers = None
         self.started = False
 
     # ---- commands ----
@@ -146,9 +168,9 @@ class Instance:
             raise AssertionError("postern start failed (%d)\n%s%s\nlog:\n%s" % (
                 r.returncode, r.stdout, r.stderr, self.maillog()[-3000:]))
         self.started = True
-        if not _wait_port(self.smtp_port, timeout):
-            raise AssertionError("SMTP port %d not accepting after %ss\nlog:\n%s" % (
-                self.smtp_port, timeout, self.maillog()[-3000:]))
+        if not _wait_port(self.smtp_port, timeout, self.address):
+            raise AssertionError("SMTP port %s:%d not accepting after %ss\nlog:\n%s" % (
+                self.address, self.smtp_port, timeout, self.maillog()[-3000:]))
 
     def stop(self):
         r = self.postern("stop", timeout=20)
@@ -236,28 +258,47 @@ class Instance:
                     address, len(files), count, timeout, self.maillog()[-3000:]))
             time.sleep(0.05)
 
-    def send(self, sender, rcpts, msg, port=None):
-        """Sends msg (bytes or str) over SMTP to 127.0.0.1; returns the
-        refused-recipients dict of smtplib."""
+    def send(self, sender, rcpts, msg, port=None, mail_options=()):
+        """Sends msg (bytes or str) over SMTP to the instance's address;
+        returns the refused-recipients dict of smtplib."""
         if isinstance(rcpts, str):
             rcpts = [rcpts]
-        with smtplib.SMTP("127.0.0.1", port or self.smtp_port, timeout=10) as s:
-            refused = s.sendmail(sender, rcpts, msg)
+        with smtplib.SMTP(self.address, port or self.smtp_port, timeout=10,
+                          local_hostname="client.test") as s:
+            refused = s.sendmail(sender, rcpts, msg, mail_options=list(mail_options))
             s.quit()
         return refused
 
     def add_user(self, address, password):
         return self.postern("user", "add", address, input=password + "\n", check=True)
 
+    def set_params(self, **params):
+        """postconf -e name=value ... (before start, or reload after)."""
+        if params:
+            self.run("postconf", "-e", *["%s=%s" % kv for kv in params.items()], check=True)
+
+    def pids_of(self, program):
+        """PIDs of this instance's processes running program (smtp, qmgr...)."""
+        out = subprocess.run(["pgrep", "-f", "/%s -c %s" % (program, self.etc)],
+                             capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
     def __repr__(self):
-        return "<Instance %s smtp=%d>" % (self.dir, self.smtp_port)
+        return "<Instance %s %s:%d>" % (self.dir, self.address, self.smtp_port)
 
 
-def _make_instance(domain=None, hostname=None, start=True):
+def _make_instance(domain=None, hostname=None, start=True, address="127.0.0.1",
+                   smtp_port=None, port_offset=None, main_cf=None, users=(),
+                   dns_servers=None):
     directory = tempfile.mkdtemp(prefix="postern-test-", dir="/tmp")
     os.chmod(directory, 0o755)  # mail_owner must reach it when we are root
-    offset = pick_port_offset()
-    inst = Instance(directory, offset, domain or "example.test")
+    if smtp_port is not None:
+        offset = smtp_port - PORT_BASES["smtp"]
+    elif port_offset is not None:
+        offset = port_offset
+    else:
+        offset = pick_port_offset((address,))
+    inst = Instance(directory, offset, domain or "example.test", address)
     args = [os.path.join(BUILD, "postern"), "init", directory, "--port-offset", str(offset)]
     if domain:
         args += ["--domain", domain]
@@ -269,6 +310,23 @@ def _make_instance(domain=None, hostname=None, start=True):
     inst.init_output = r.stdout
     with open(os.path.join(inst.etc, "demo-password")) as f:
         inst.demo_password = f.read().strip()
+    if address != "127.0.0.1":
+        # The template's inet services listen on 127.0.0.1:PORT.
+        path = os.path.join(inst.etc, "master.cf")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(re.sub(r"^127\.0\.0\.1:", address + ":", text, flags=re.M))
+    # Never the machine's resolver: the test's DNS server or a dead port.
+    inst.dns_servers = dns_servers or dead_dns_server()
+    params = {"dns_servers": inst.dns_servers}
+    params.update(main_cf or {})
+    inst.set_params(**params)
+    for address_ in users:
+        password = "pw-" + "".join(random.choice("abcdefghijkmnpqrstuvwxyz23456789")
+                                   for _ in range(12))
+        inst.add_user(address_, password)
+        inst.passwords[address_] = password
     if start:
         inst.start()
     return inst
@@ -281,7 +339,7 @@ def _teardown(inst, failed):
     except Exception:  # noqa: BLE001 - teardown must go on
         pass
     inst.kill_leftovers()
-    if failed:
+    if failed or os.environ.get("POSTERN_KEEP"):
         print("\nkept instance for inspection: %s" % inst.dir)
     else:
         shutil.rmtree(inst.dir, ignore_errors=True)
@@ -296,8 +354,8 @@ def _failed(request):
 def instance_factory(request):
     made = []
 
-    def make(domain=None, hostname=None, start=True):
-        inst = _make_instance(domain=domain, hostname=hostname, start=False)
+    def make(domain=None, hostname=None, start=True, **options):
+        inst = _make_instance(domain=domain, hostname=hostname, start=False, **options)
         made.append(inst)
         if start:
             inst.start()
@@ -311,3 +369,146 @@ def instance_factory(request):
 @pytest.fixture
 def instance(instance_factory):
     return instance_factory()
+
+
+# ---- outbound mail: DNS, sinks, scripted peers ----
+
+@pytest.fixture
+def dnsmasq_factory(request):
+    """start(records, extra_args=()) -> a running Dnsmasq (dns_fixture)
+    on 127.0.0.1:<free port>; its .server is the dns_servers value.
+    Stopped at teardown; its log is printed if the test failed."""
+    started = []
+
+    def start(records=(), extra_args=()):
+        d = Dnsmasq(records, extra_args)
+        started.append(d)
+        return d.start()
+
+    yield start
+    failed = _failed(request)
+    for d in started:
+        if failed:
+            print("\ndnsmasq log (%s):\n%s" % (d.dir, d.logs()[-3000:]))
+        d.stop(keep=failed)
+
+
+@pytest.fixture
+def scripted_dns_factory():
+    """start(handler, tcp=True) -> a ScriptedDns (dns_fixture)."""
+    started = []
+
+    def start(handler, tcp=True):
+        d = ScriptedDns(handler, tcp=tcp)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture
+def sink_factory():
+    """start(host, port, **kw) -> a running aiosmtpd Sink (sink.py)."""
+    started = []
+
+    def start(host, port, **kw):
+        s = Sink(host, port, **kw)
+        started.append(s)
+        return s.start()
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def smtp_peer_factory():
+    """start(host, port, script, deadline=60) -> a ScriptedPeer (smtp_peers.py)."""
+    started = []
+
+    def start(host, port, script, deadline=60.0):
+        p = smtp_peers.ScriptedPeer(host, port, script, deadline=deadline)
+        started.append(p)
+        return p.start()
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+# Loopback addresses the outbound topology uses (all routed to lo on Linux).
+OUTBOUND_ADDRESSES = tuple("127.0.0.%d" % i for i in range(1, 10))
+
+# Short timeouts for outbound test instances: a test never waits long.
+OUTBOUND_PARAMS = {
+    "dns_timeout": "2s",
+    "dns_tries": "1",
+    "smtp_connect_timeout": "3s",
+    "smtp_helo_timeout": "3s",
+    "smtp_mail_timeout": "3s",
+    "smtp_rcpt_timeout": "3s",
+    "smtp_data_init_timeout": "3s",
+    "smtp_data_xfer_timeout": "3s",
+    "smtp_data_done_timeout": "3s",
+    "smtp_quit_timeout": "2s",
+    "smtp_tls_security_level": "none",
+    "queue_run_delay": "300s",
+    "minimal_backoff_time": "300s",
+    "maximal_backoff_time": "600s",
+}
+
+
+class OutboundNet:
+    """The outbound topology of one test: one SMTP port P shared by every
+    SMTP server of the test, each on its own loopback address (MX records
+    carry no port, so senders use smtp_tcp_port = P):
+
+        127.0.0.2:P   a.test (alice@a.test), hostname mail.a.test
+        127.0.0.3:P   b.test (bob@b.test),   hostname mx.b.test
+        127.0.0.4-9   sinks and scripted peers, as the test places them
+        127.0.0.1:<n> dnsmasq
+
+    net.dns(records)                 start dnsmasq (net.dnsmasq afterwards)
+    net.instance(domain, address, users=(), main_cf=None, hostname=None,
+                 start=True)         instance on address:P, dns_servers =
+                                     net.dnsmasq (or dead), smtp_tcp_port = P
+                                     and OUTBOUND_PARAMS
+    net.sink(address, port=None, **kw)     aiosmtpd sink on address:P
+    net.peer(address, script, port=None)   scripted peer on address:P
+    """
+
+    def __init__(self, make_instance, start_dns, start_sink, start_peer):
+        self.port = PORT_BASES["smtp"] + pick_port_offset(OUTBOUND_ADDRESSES)
+        self.dnsmasq = None
+        self._make_instance = make_instance
+        self._start_dns = start_dns
+        self._start_sink = start_sink
+        self._start_peer = start_peer
+
+    def dns(self, records, extra_args=()):
+        self.dnsmasq = self._start_dns(records, extra_args)
+        return self.dnsmasq
+
+    def instance(self, domain, address, users=(), main_cf=None, hostname=None,
+                 start=True, dns_servers=None):
+        params = dict(OUTBOUND_PARAMS)
+        params["smtp_tcp_port"] = str(self.port)
+        params.update(main_cf or {})
+        if dns_servers is None and self.dnsmasq is not None:
+            dns_servers = self.dnsmasq.server
+        return self._make_instance(domain=domain, hostname=hostname, start=start,
+                                   address=address, smtp_port=self.port, main_cf=params,
+                                   users=users, dns_servers=dns_servers)
+
+    def sink(self, address, port=None, **kw):
+        return self._start_sink(address, port or self.port, **kw)
+
+    def peer(self, address, script, port=None, deadline=60.0):
+        return self._start_peer(address, port or self.port, script, deadline)
+
+
+@pytest.fixture
+def outbound_net(instance_factory, dnsmasq_factory, sink_factory, smtp_peer_factory):
+    return OutboundNet(instance_factory, dnsmasq_factory, sink_factory, smtp_peer_factory)
