@@ -7,8 +7,12 @@ in a thread on 127.0.0.x:port, recording every transaction exactly.
     ... deliver ...
     t = sink.wait_transactions(1)[0]
     t.mail_from, t.rcpt_tos, t.data (bytes: CRLF, dot-unstuffed by aiosmtpd),
-    t.mail_options (["SIZE=123", "BODY=8BITMIME", "SMTPUTF8"]), t.peer
+    t.mail_options (["SIZE=123", "BODY=8BITMIME", "SMTPUTF8"]), t.peer,
+    t.tls (the transaction ran inside STARTTLS)
     sink.stop()
+
+With tls_context (an ssl.SSLContext for the server side) the sink offers
+STARTTLS.
 
 Replies are "NNN text" strings as aiosmtpd returns them. A transaction is
 recorded when DATA completes with a 2xx reply from the sink (data_reply,
@@ -31,6 +35,7 @@ class Transaction:
         self.rcpt_options = list(envelope.rcpt_options or [])
         self.data = envelope.original_content
         self.smtputf8 = envelope.smtp_utf8
+        self.tls = False
 
     def __repr__(self):
         return "<Transaction from=%r to=%r %d bytes opts=%r>" % (
@@ -72,6 +77,7 @@ class _Handler:
         with sink.lock:
             reply = sink.data_reply
             t = Transaction(session.peer, envelope, envelope.rcpt_tos)
+            t.tls = session.ssl is not None
             if reply.startswith("2"):
                 sink.count += 1
                 reply = reply.replace("<n>", str(sink.count))
@@ -82,7 +88,7 @@ class _Handler:
 
 
 class Sink:
-    def __init__(self, host, port, smtputf8=True, hostname="sink.test"):
+    def __init__(self, host, port, smtputf8=True, hostname="sink.test", tls_context=None):
         self.host = host
         self.port = port
         self.lock = threading.Lock()
@@ -98,7 +104,7 @@ class Sink:
         self.data_reply = "250 2.0.0 Ok: queued as SINK<n>"
         self._controller = Controller(_Handler(self), hostname=host, port=port,
                                       server_hostname=hostname, ready_timeout=5,
-                                      enable_SMTPUTF8=smtputf8)
+                                      enable_SMTPUTF8=smtputf8, tls_context=tls_context)
 
     def start(self):
         self._controller.start()
