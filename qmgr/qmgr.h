@@ -135,6 +135,11 @@ void qmgr_active_defer_queued(struct qmgr_msg *m, size_t i, const char *dsn, con
 void qmgr_active_mark_inflight(struct qmgr_msg *m, size_t i);
 void qmgr_active_mark_queued(struct qmgr_msg *m, size_t i);
 
+/* qmgr_transport.c: a non-blocking connection to
+   $queue_directory/private/<service>; *connecting_r 1 while it is still
+   being made. -1 (logged) when the agent cannot be reached now. */
+int qmgr_connect_private(const char *service, int *connecting_r);
+
 /* qmgr_deliver.c */
 void qmgr_deliver_init(void);
 /* Dispatches waiting recipients (run before the loop sleeps). */

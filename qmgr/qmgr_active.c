@@ -152,17 +152,25 @@ static void set_reason(struct qmgr_rcpt *r, const char *dsn, const char *reason)
     r->reason = xstrdup(reason ? reason : "");
 }
 
-/* Defers recipient i for a reason qmgr found itself (logged here; the
-   transports log their own results). */
+/* The delivery line for what qmgr decides itself (the transports log
+   their own results). */
+static void log_decision(struct qmgr_msg *m, size_t i, const char *relay, const char *dsn,
+                         const char *status, const char *reason)
+{
+    double age = msg_age(m);
+    struct delivery_log entry = {
+        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = relay,
+        .delay = age, .delays = {age, 0, 0, 0},
+        .dsn = dsn, .status = status, .reason = reason,
+    };
+    delivery_log(&entry);
+}
+
+/* Defers recipient i for a reason qmgr found itself. */
 static void defer_now(struct qmgr_msg *m, size_t i, const char *relay, const char *dsn,
                       const char *reason)
 {
-    struct delivery_log entry = {
-        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = relay,
-        .delay = msg_age(m), .delays = {msg_age(m), 0, 0, 0},
-        .dsn = dsn, .status = "deferred", .reason = reason,
-    };
-    delivery_log(&entry);
+    log_decision(m, i, relay, dsn, "deferred", reason);
     m->rs[i].state = QR_DEFERRED;
     set_reason(&m->rs[i], dsn, reason);
     if (queue_defer_append(qmgr_queue_dir, m->id, m->qf->rcpts[i].address, dsn, reason) < 0)
@@ -172,12 +180,7 @@ static void defer_now(struct qmgr_msg *m, size_t i, const char *relay, const cha
 /* error: -> bounced at the end of the round (with the notice). */
 static void bounce_now(struct qmgr_msg *m, size_t i, const char *dsn, const char *reason)
 {
-    struct delivery_log entry = {
-        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = "none",
-        .delay = msg_age(m), .delays = {msg_age(m), 0, 0, 0},
-        .dsn = dsn, .status = "bounced", .reason = reason,
-    };
-    delivery_log(&entry);
+    log_decision(m, i, "none", dsn, "bounced", reason);
     m->rs[i].state = QR_BOUNCED;
     set_reason(&m->rs[i], dsn, reason);
 }
@@ -185,12 +188,7 @@ static void bounce_now(struct qmgr_msg *m, size_t i, const char *dsn, const char
 /* discard: -> done, logged as sent. */
 static void discard_now(struct qmgr_msg *m, size_t i, const char *dsn, const char *reason)
 {
-    struct delivery_log entry = {
-        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = "none",
-        .delay = msg_age(m), .delays = {msg_age(m), 0, 0, 0},
-        .dsn = dsn, .status = "sent", .reason = reason,
-    };
-    delivery_log(&entry);
+    log_decision(m, i, "none", dsn, "sent", reason);
     m->rs[i].state = QR_DONE;
     if (queue_file_mark_done(m->qf, i) < 0 && errno != ENOENT)
         msg_warn("%s: cannot mark recipient done: %s", m->id, strerror(errno));
@@ -417,12 +415,7 @@ void qmgr_active_defer_inflight(struct qmgr_msg *m, size_t i, const char *dsn,
                                 const char *reason)
 {
     /* No agent will log this one: qmgr decided it. */
-    struct delivery_log entry = {
-        .queue_id = m->id, .to = m->qf->rcpts[i].address, .relay = "none",
-        .delay = msg_age(m), .delays = {msg_age(m), 0, 0, 0},
-        .dsn = dsn, .status = "deferred", .reason = reason,
-    };
-    delivery_log(&entry);
+    log_decision(m, i, "none", dsn, "deferred", reason);
     qmgr_active_result(m, i, QMGR_DEFERRED, dsn, reason);
 }
 

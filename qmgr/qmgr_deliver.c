@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -239,26 +238,10 @@ static void conn_cb(struct event_loop *loop, int fd, int events, void *ctx)
 
 static struct qmgr_conn *conn_open(void)
 {
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/private/local", qmgr_queue_dir);
-    if (n < 0 || (size_t)n >= sizeof(sun.sun_path))
-        msg_fatal("socket path too long: %s/private/local", qmgr_queue_dir);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        msg_warn("socket: %s", strerror(errno));
-        return NULL;
-    }
     int connecting = 0;
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        if (errno == EINPROGRESS) {
-            connecting = 1;
-        } else {
-            /* ENOENT/ECONNREFUSED: local not running; EAGAIN: backlog full. */
-            msg_warn("connect to %s: %s (will retry)", sun.sun_path, strerror(errno));
-            close(fd);
-            return NULL;
-        }
-    }
+    int fd = qmgr_connect_private("local", &connecting);
+    if (fd < 0)
+        return NULL;
     struct qmgr_conn *c = xcalloc(1, sizeof(*c));
     c->fd = fd;
     c->connecting = connecting;

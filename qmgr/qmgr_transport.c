@@ -218,31 +218,39 @@ static void conn_cb(struct event_loop *loop, int fd, int events, void *ctx)
     event_fd_set(loop, c->fd, EVENT_READ | (c->out.len > 0 || c->connecting ? EVENT_WRITE : 0));
 }
 
-/* A new connection, or NULL (reported) when the agent cannot be reached. */
-static struct qmgr_tconn *conn_open(struct qmgr_transport *tp)
+int qmgr_connect_private(const char *service, int *connecting_r)
 {
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/private/%s", qmgr_queue_dir,
-                     tp->name);
+                     service);
     if (n < 0 || (size_t)n >= sizeof(sun.sun_path))
-        msg_fatal("socket path too long: %s/private/%s", qmgr_queue_dir, tp->name);
+        msg_fatal("socket path too long: %s/private/%s", qmgr_queue_dir, service);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         msg_warn("socket: %s", strerror(errno));
-        qmgr_dest_transport_event(tp, QMGR_TP_CONNECT_FAILED);
-        return NULL;
+        return -1;
     }
-    int connecting = 0;
+    *connecting_r = 0;
     if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        if (errno == EINPROGRESS) {
-            connecting = 1;
-        } else {
+        if (errno != EINPROGRESS) {
             /* ENOENT/ECONNREFUSED: no agent; EAGAIN: its backlog is full. */
             msg_warn("connect to %s: %s (will retry)", sun.sun_path, strerror(errno));
             close(fd);
-            qmgr_dest_transport_event(tp, QMGR_TP_CONNECT_FAILED);
-            return NULL;
+            return -1;
         }
+        *connecting_r = 1;
+    }
+    return fd;
+}
+
+/* A new connection, or NULL (reported) when the agent cannot be reached. */
+static struct qmgr_tconn *conn_open(struct qmgr_transport *tp)
+{
+    int connecting = 0;
+    int fd = qmgr_connect_private(tp->name, &connecting);
+    if (fd < 0) {
+        qmgr_dest_transport_event(tp, QMGR_TP_CONNECT_FAILED);
+        return NULL;
     }
     struct qmgr_tconn *c = xcalloc(1, sizeof(*c));
     c->tp = tp;
