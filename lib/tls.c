@@ -43,6 +43,27 @@ static const char *tls_fail(const char *what)
     return tls_error_buf;
 }
 
+/* What server and client contexts share: TLS 1.2 at least, no
+   compression or renegotiation, writes that may be retried from another
+   buffer (conn's output buffer moves when it grows). */
+static SSL_CTX *context_new(const SSL_METHOD *method, const char **error_r)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(method);
+    if (ctx == NULL) {
+        *error_r = tls_fail("SSL_CTX_new");
+        return NULL;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        *error_r = tls_fail("cannot set TLS 1.2 as the minimum protocol");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return ctx;
+}
+
 SSL_CTX *tls_server_context(const char *cert_file, const char *key_file, const char **error_r)
 {
     char what[300];
@@ -57,19 +78,9 @@ SSL_CTX *tls_server_context(const char *cert_file, const char *key_file, const c
         *error_r = tls_error_buf;
         return NULL;
     }
-    ERR_clear_error();
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL) {
-        *error_r = tls_fail("SSL_CTX_new");
+    SSL_CTX *ctx = context_new(TLS_server_method(), error_r);
+    if (ctx == NULL)
         return NULL;
-    }
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        *error_r = tls_fail("cannot set TLS 1.2 as the minimum protocol");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     /* Resumed sessions must belong to this application. */
     static const unsigned char sid_ctx[] = "postern";
@@ -140,25 +151,13 @@ void tls_error_text(char *out, size_t size)
     ERR_clear_error();
 }
 
-/* ---- added by smtp client helper ---- */
-
 SSL_CTX *tls_client_context(const char *cafile, int verify, const char **error_r)
 {
     char what[300];
 
-    ERR_clear_error();
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL) {
-        *error_r = tls_fail("SSL_CTX_new");
+    SSL_CTX *ctx = context_new(TLS_client_method(), error_r);
+    if (ctx == NULL)
         return NULL;
-    }
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        *error_r = tls_fail("cannot set TLS 1.2 as the minimum protocol");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (!verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
         return ctx;
