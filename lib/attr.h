@@ -56,7 +56,6 @@ enum attr_status attr_msg_decode(struct buf *in, struct attr_msg *msg_r, const c
 int attr_msg_write_fd(int fd, const struct attr_msg *msg);
 int attr_msg_read_fd(int fd, struct buf *in, struct attr_msg *msg_r, int timeout_ms);
 
-/* ---- added by queue helper ---- */
 /* A frame carries at most this many pairs (decoder limit; adding more is
    a bug: msg_panic). */
 #define ATTR_MAX_PAIRS 4096

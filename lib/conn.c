@@ -24,11 +24,10 @@
  *	frees it with conn_destroy() from an event_defer() function;
  *	destroying it inside its own callback is a bug (msg_panic).
  *
- *	Private state: struct conn is a fixed contract, so the
- *	want_write_for_read member holds a word of F_* flags and
- *	handshaking holds HS_* states (below).
+ *	Private state: the want_write_for_read member holds a word of F_*
+ *	flags and handshaking holds HS_* states (below).
  *
- *	Client side (added for the smtp client): conn_start_tls_client()
+ *	Client side (the smtp client): conn_start_tls_client()
  *	uses the same handshake state with F_CLIENT set, so SSL_connect
  *	replaces SSL_accept; the first step is driven by writability,
  *	because the client speaks first. A failed client handshake is not
@@ -538,7 +537,6 @@ void conn_pause_input(struct conn *conn, int paused)
     conn_set_mask(conn);
 }
 
-/* ---- added by smtp client helper ---- */
 
 int conn_start_tls_client(struct conn *conn, SSL_CTX *ctx, const char *peer_name)
 {

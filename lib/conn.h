@@ -60,7 +60,7 @@ struct conn {
     int handshaking;
     int want_write_for_read;
     int read_paused;
-    /* added by smtp client helper: why a client-side handshake failed
+    /* Why a client-side handshake failed
        ("certificate verify failed: ..."), set before CLOSED; "" else */
     char tls_failure[192];
 };
@@ -88,7 +88,6 @@ void conn_update(struct conn *conn);
    fatal protocol error before close). */
 void conn_pause_input(struct conn *conn, int paused);
 
-/* ---- added by smtp client helper ---- */
 /* Starts client-side TLS on an outbound connection (the SMTP client
    sent STARTTLS and read the 220 reply). Nothing is discarded: the
    caller must check that the server sent nothing after its reply

@@ -127,7 +127,6 @@ int queue_file_mark_done(struct queue_file *qf, size_t i);
 /* Number of recipients not yet done. */
 size_t queue_file_pending(const struct queue_file *qf);
 
-/* ---- added by queue helper ---- */
 /* Reader limits; the writer refuses envelopes that exceed them. */
 #define QUEUE_FILE_LINE_MAX 8192      /* envelope record, without '\n' */
 #define QUEUE_FILE_ATTR_MAX 100

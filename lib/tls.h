@@ -24,13 +24,11 @@ void tls_context_free(SSL_CTX **ctx_p);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)", for logs. */
 void tls_describe(SSL *ssl, char *out, size_t size);
 
-/* ---- added by tls helper ---- */
 /* Describes the most recent OpenSSL error of this thread ("wrong version
    number") into out, or "" when the queue is empty, and clears the
    error queue. For diagnostics of failed handshakes and I/O. */
 void tls_error_text(char *out, size_t size);
 
-/* ---- added by smtp client helper ---- */
 /* Builds a client context for outbound STARTTLS: TLS 1.2 minimum, no
    compression, no renegotiation, partial writes as for servers.
    verify 0: the server's certificate is not checked (opportunistic
