@@ -81,7 +81,6 @@ void strv_free(char ***strv_p);
    such as mydestination. */
 int config_list_has_domain(const char *list_param, const char *domain);
 
-
 /* Parses main.cf text as config_load() would (the state starts over with
    the current config_directory; file_label names the text in warnings,
    NULL keeps "<config_directory>/main.cf"). Returns 0, or -1 when the text

@@ -537,7 +537,6 @@ void conn_pause_input(struct conn *conn, int paused)
     conn_set_mask(conn);
 }
 
-
 int conn_start_tls_client(struct conn *conn, SSL_CTX *ctx, const char *peer_name)
 {
     if (conn->closed)

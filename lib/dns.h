@@ -106,7 +106,6 @@ void dns_cancel(struct dns_query **query_p);
    "2001:db8::1". */
 void dns_addr_text(const struct sockaddr_storage *addr, char *out, size_t out_len);
 
-
 /* Address families asked by dns_lookup_addr(). */
 #define DNS_INET4 1
 #define DNS_INET6 2

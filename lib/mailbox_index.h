@@ -72,7 +72,6 @@ int mailbox_index_set_flags(struct mailbox_index *index, uint32_t uid, const cha
 /* Unlinks the message's file and drops it from the index. */
 int mailbox_index_expunge(struct mailbox_index *index, uint32_t uid);
 
-
 /* What a Maildir file name says. name[0..base_len) is the unique part. */
 struct maildir_name {
     size_t base_len;

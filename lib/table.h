@@ -52,7 +52,6 @@ enum table_result table_list_lookup(struct table_list *list, const char *key, ch
    entries, or -1 with *error_r. */
 long table_lmdb_build(const char *path, int alias_format, const char **error_r);
 
-
 /* Keys longer than this are not looked up (TABLE_NOTFOUND, with a warning).
    lmdb keys are further limited by LMDB itself to 511 bytes. */
 #define TABLE_KEY_MAX 4096

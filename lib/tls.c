@@ -131,7 +131,6 @@ void tls_describe(SSL *ssl, char *out, size_t size)
              SSL_CIPHER_get_name(cipher), bits, alg_bits);
 }
 
-
 void tls_error_text(char *out, size_t size)
 {
     if (size == 0)
