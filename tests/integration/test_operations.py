@@ -203,6 +203,32 @@ def test_expired_relay_message_bounces_with_rfc3464_report(instance_factory):
     inst.wait_log(r"%s: removed" % qid)
 
 
+def test_delay_warning_is_sent_once_while_the_message_stays_queued(instance_factory):
+    inst = instance_factory(start=False)
+    # far.invalid gets no DNS answer (dead loopback resolver): deferred.
+    set_params(inst, delay_warning_time="2s", minimal_backoff_time="1s",
+               maximal_backoff_time="1s", queue_run_delay="1s")
+    inst.start()
+    inst.send("demo@example.test", ["someone@far.invalid"],
+              message("slow one", "still on its way\r\n"))
+    m = inst.wait_log(r"(\w+): to=<someone@far\.invalid>, relay=none, .*status=deferred")
+    qid = m.group(1)
+    inst.wait_log(r"%s: sender delay notification: \w+" % qid, timeout=15)
+    files = inst.wait_for_maildir(inst.demo_user, 1)
+    report = email.message_from_bytes(read(files[0]), policy=email.policy.compat32)
+    assert report.get_content_type() == "multipart/report"
+    assert report["Subject"].startswith("Delayed Mail")
+    rcpt = report.get_payload()[1].get_payload()[1]
+    assert rcpt["Action"] == "delayed"
+    assert rcpt["Final-Recipient"].replace(" ", "") == "rfc822;someone@far.invalid"
+    assert rcpt["Status"].startswith("4.")
+    # Still queued, and more retries do not warn again.
+    assert qid in queue_ids(inst)
+    time.sleep(3)
+    assert len(re.findall(r"%s: sender delay notification" % qid, inst.maillog())) == 1
+    assert len(inst.wait_for_maildir(inst.demo_user, 1)) == 1
+
+
 # ---- 2. queue tools ----
 
 def test_postqueue_json_retry_postcat_requeue_and_delete_all(instance):
