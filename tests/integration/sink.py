@@ -20,6 +20,7 @@ default "250 2.0.0 Ok: queued as SINK<n>"); refused DATA is recorded in
 refused_data instead. All attributes may be changed while it runs.
 """
 
+import asyncio
 import threading
 import time
 
@@ -75,6 +76,13 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         sink = self.sink
         with sink.lock:
+            sink.active_data += 1
+            sink.max_active_data = max(sink.max_active_data, sink.active_data)
+        if sink.data_delay > 0:
+            await asyncio.sleep(sink.data_delay)
+        with sink.lock:
+            sink.active_data -= 1
+        with sink.lock:
             reply = sink.data_reply
             t = Transaction(session.peer, envelope, envelope.rcpt_tos)
             t.tls = session.ssl is not None
@@ -102,6 +110,9 @@ class Sink:
         self.rcpt_default = "250 2.1.5 Ok"
         self.rcpt_replies = {}
         self.data_reply = "250 2.0.0 Ok: queued as SINK<n>"
+        self.data_delay = 0.0   # seconds before the reply to the final dot
+        self.active_data = 0       # transactions between the final dot and the reply
+        self.max_active_data = 0
         self._controller = Controller(_Handler(self), hostname=host, port=port,
                                       server_hostname=hostname, ready_timeout=5,
                                       enable_SMTPUTF8=smtputf8, tls_context=tls_context)

@@ -473,3 +473,33 @@ def test_dead_dns_defers_and_keeps_the_message(outbound_net):
     qid = m.group(1)
     assert wait_until(lambda: os.path.exists(queue_file(a, "deferred", qid)))
     assert not files_with(a, "alice@a.test", b"multipart/report")
+
+
+def test_a_slow_destination_does_not_starve_another(outbound_net):
+    """Fairness: with 20 messages queued for a destination that takes a
+    second per message, a message for another destination still leaves at
+    once (round robin over destinations, per-destination concurrency)."""
+    net = outbound_net
+    net.dns(BASE_RECORDS + [("MX", "slow.test", "mx.slow.test", 10),
+                            ("A", "mx.slow.test", "127.0.0.4"),
+                            ("MX", "fast.test", "mx.fast.test", 10),
+                            ("A", "mx.fast.test", "127.0.0.5")])
+    slow = net.sink("127.0.0.4")
+    slow.data_delay = 1.0
+    fast = net.sink("127.0.0.5")
+    a = net.instance("a.test", A_ADDR, users=["alice@a.test"], hostname="mail.a.test",
+                     main_cf={"smtp_destination_concurrency_limit": "2",
+                              "initial_destination_concurrency": "2"})
+    for i in range(20):
+        a.send("alice@a.test", ["u%d@slow.test" % i], message("slow %d" % i, to="u@slow.test"))
+    a.wait_log(r"to=<u\d+@slow\.test>, relay=mx\.slow\.test", timeout=20)
+    sent_at = time.monotonic()
+    a.send("alice@a.test", ["v@fast.test"], message("fast", to="v@fast.test"))
+    fast.wait_transactions(1, timeout=5)
+    took = time.monotonic() - sent_at
+    # At 2 parallel deliveries of 1 s each, the slow queue needs ~10 s.
+    assert len(slow.transactions) < 15, (took, len(slow.transactions))
+    assert took < 3, took
+    slow.wait_transactions(20, timeout=30)
+    # smtp_destination_concurrency_limit held, and it was used.
+    assert slow.max_active_data == 2, slow.max_active_data
