@@ -2,7 +2,8 @@
  * NAME
  *	dns - asynchronous MX and address lookups (c-ares) in the event loop
  * DESCRIPTION
- *	See dns.h. One c-ares channel per resolver. c-ares tells us which
+ *	See dns.h. One c-ares channel per resolver. MX and TXT lookups are
+ *	one c-ares query each; an address lookup is an A and an AAAA query. c-ares tells us which
  *	sockets to watch through its socket-state callback (we mirror them
  *	into lib/event) and when its next retry or timeout is due through
  *	ares_timeout() (one event timer, re-armed after every call into
@@ -54,10 +55,11 @@
 #define T_A_ 1
 #define T_CNAME_ 5
 #define T_MX_ 15
+#define T_TXT_ 16
 #define T_AAAA_ 28
 #define C_IN_ 1
 
-enum query_kind { QUERY_MX, QUERY_ADDR };
+enum query_kind { QUERY_MX, QUERY_ADDR, QUERY_TXT };
 
 /* One c-ares query: the MX query, or the A or AAAA half of an address
    lookup. c-ares's callback argument points here. */
@@ -82,6 +84,7 @@ struct dns_query {
     char *shown;               /* name as shown in error texts */
     dns_mx_cb *mx_cb;
     dns_addr_cb *addr_cb;
+    dns_txt_cb *txt_cb;
     void *ctx;
     int cancelled;             /* the caller is gone: free, never call back */
     int starting;              /* inside dns_lookup_*(): never call back now */
@@ -94,6 +97,8 @@ struct dns_query {
     const char *reason;        /* Postfix-style reason after "type=X: " */
     struct dns_mx mx[DNS_MAX_RECORDS];
     size_t mx_count;
+    char *txt[DNS_MAX_RECORDS];
+    size_t txt_count;
     struct dns_sub sub[2];     /* MX: sub[0]; address: sub[0] A, sub[1] AAAA */
     int early;                 /* answered without DNS (status set) */
     int literal_family;        /* address literal: AF_INET/AF_INET6, else 0 */
@@ -446,6 +451,37 @@ static void addr_answer(struct dns_sub *sub, const unsigned char *abuf, int alen
     }
 }
 
+static void txt_answer(struct dns_query *q, const unsigned char *abuf, int alen)
+{
+    struct ares_txt_ext *head = NULL;
+    int status = ares_parse_txt_reply_ext(abuf, alen, &head);
+    if (status == ARES_ENODATA || (status == ARES_SUCCESS && head == NULL)) {
+        q->status = status_of_empty_answer(abuf, alen);
+        return;
+    }
+    if (status != ARES_SUCCESS) {
+        msg_debug("dns: %s TXT: %s", q->shown, ares_strerror(status));
+        q->status = status_of_ares(status == ARES_ENOMEM ? status : ARES_EBADRESP);
+        return;
+    }
+    /* A record is one or more character-strings: glue them, as
+       blocklist reasons split over several strings are meant whole. */
+    char *cur = NULL;
+    size_t cur_len = 0;
+    for (struct ares_txt_ext *t = head; t != NULL; t = t->next) {
+        if (t->record_start || cur == NULL) {
+            if (q->txt_count == DNS_MAX_RECORDS)
+                break;
+            cur = q->txt[q->txt_count++] = xcalloc(1, DNS_MAX_TXT + 1);
+            cur_len = 0;
+        }
+        for (size_t i = 0; i < t->length && cur_len < DNS_MAX_TXT; i++)
+            cur[cur_len++] = t->txt[i] == '\0' ? '?' : (char)t->txt[i];
+    }
+    ares_free_data(head);
+    q->status = q->txt_count > 0 ? DNS_OK : DNS_NODATA;
+}
+
 /* ---------------------------------------------------------------- queries */
 
 static void query_unlink(struct dns_query *q)
@@ -465,6 +501,8 @@ static void query_release(struct dns_query *q)
 {
     for (size_t i = 0; i < q->mx_count; i++)
         free(q->mx[i].host);
+    for (size_t i = 0; i < q->txt_count; i++)
+        free(q->txt[i]);
     free(q->name);
     free(q->shown);
     free(q);
@@ -561,6 +599,12 @@ static void query_deliver(struct dns_query *q)
                                     .count = q->status == DNS_OK ? q->mx_count : 0,
                                     .mx = q->status == DNS_OK ? q->mx : NULL};
         q->mx_cb(&res, q->ctx);
+    } else if (q->kind == QUERY_TXT) {
+        struct dns_txt_result res = {.status = q->status,
+                                     .error = error,
+                                     .count = q->status == DNS_OK ? q->txt_count : 0,
+                                     .texts = q->status == DNS_OK ? q->txt : NULL};
+        q->txt_cb(&res, q->ctx);
     } else {
         struct sockaddr_storage addrs[DNS_MAX_RECORDS];
         size_t n = q->status == DNS_OK ? addr_collect(q, addrs) : 0;
@@ -602,10 +646,12 @@ static void ares_cb(void *arg, int status, int timeouts, unsigned char *abuf, in
             if (status != ARES_ENOTFOUND && status != ARES_ENODATA)
                 msg_debug("dns: %s: %s", q->shown, ares_strerror(status));
             sub->status = status_of_ares(status);
-            if (q->kind == QUERY_MX)
+            if (q->kind != QUERY_ADDR)
                 q->status = sub->status;
         } else if (q->kind == QUERY_MX) {
             mx_answer(q, abuf, alen);
+        } else if (q->kind == QUERY_TXT) {
+            txt_answer(q, abuf, alen);
         } else {
             addr_answer(sub, abuf, alen);
         }
@@ -955,6 +1001,26 @@ struct dns_query *dns_lookup_mx(struct dns_resolver *resolver, const char *domai
     }
     q->name = xstrdup(norm);
     query_send(q, &q->sub[0], T_MX_);
+    q->starting = 0;
+    resolver_schedule(resolver);
+    return q;
+}
+
+struct dns_query *dns_lookup_txt(struct dns_resolver *resolver, const char *name, dns_txt_cb *cb,
+                                 void *ctx)
+{
+    struct dns_query *q = query_create(resolver, QUERY_TXT, name);
+    char norm[DNS_MAX_NAME + 1];
+    q->txt_cb = cb;
+    q->ctx = ctx;
+    q->type_text = "TXT";
+    if (name_normalize(name, norm) < 0) {
+        query_answer_later(q, DNS_NOTFOUND, reason_malformed);
+        q->starting = 0;
+        return q;
+    }
+    q->name = xstrdup(norm);
+    query_send(q, &q->sub[0], T_TXT_);
     q->starting = 0;
     resolver_schedule(resolver);
     return q;

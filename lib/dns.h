@@ -44,9 +44,14 @@
  *	The callback runs exactly once per lookup unless the lookup is
  *	cancelled first; the result and everything it points to is valid
  *	only during the callback.
+ *	TXT (dns_lookup_txt, for DNS blocklist reasons): one text per
+ *	record, the record's character-strings concatenated, in the order
+ *	of the answer. Octets are kept as sent except NUL (becomes '?');
+ *	callers make the text printable before using it.
  * LIMITS
  *	At most DNS_MAX_RECORDS records per answer are kept (the rest are
- *	ignored); names longer than 253 octets fail with DNS_NOTFOUND.
+ *	ignored); names longer than 253 octets fail with DNS_NOTFOUND; a
+ *	TXT text is cut at DNS_MAX_TXT octets.
  */
 #ifndef POSTERN_DNS_H
 #define POSTERN_DNS_H
@@ -57,6 +62,7 @@
 #include "event.h"
 
 #define DNS_MAX_RECORDS 32
+#define DNS_MAX_TXT 1024
 
 enum dns_status { DNS_OK, DNS_NOTFOUND, DNS_NODATA, DNS_TEMPFAIL };
 
@@ -79,11 +85,19 @@ struct dns_addr_result {
     struct sockaddr_storage *addrs;   /* port 0; count entries */
 };
 
+struct dns_txt_result {
+    enum dns_status status;
+    const char *error;
+    size_t count;
+    char **texts;         /* count entries, NUL-terminated */
+};
+
 struct dns_resolver;
 struct dns_query;
 
 typedef void dns_mx_cb(const struct dns_mx_result *result, void *ctx);
 typedef void dns_addr_cb(const struct dns_addr_result *result, void *ctx);
+typedef void dns_txt_cb(const struct dns_txt_result *result, void *ctx);
 
 /* NULL with *error_r set (static text) if c-ares cannot be set up or
    servers is malformed. timeout_ms and tries are per query attempt
@@ -99,6 +113,9 @@ struct dns_query *dns_lookup_mx(struct dns_resolver *resolver, const char *domai
                                 void *ctx);
 struct dns_query *dns_lookup_addr(struct dns_resolver *resolver, const char *host,
                                   dns_addr_cb *cb, void *ctx);
+/* TXT records of name (same rules as dns_lookup_mx for the name). */
+struct dns_query *dns_lookup_txt(struct dns_resolver *resolver, const char *name, dns_txt_cb *cb,
+                                 void *ctx);
 /* The callback of *query_p will not run; *query_p becomes NULL. */
 void dns_cancel(struct dns_query **query_p);
 

@@ -138,6 +138,21 @@ static void addr_cb(const struct dns_addr_result *res, void *ctx)
     got_one();
 }
 
+static char txt_seen[4][DNS_MAX_TXT + 1];
+
+static void txt_cb(const struct dns_txt_result *res, void *ctx)
+{
+    struct outcome *o = ctx;
+    assert_false(o->done);
+    o->done = 1;
+    o->status = res->status;
+    snprintf(o->error, sizeof(o->error), "%s", res->error ? res->error : "");
+    o->count = res->count;
+    for (size_t i = 0; i < res->count && i < 4; i++)
+        snprintf(txt_seen[i], sizeof(txt_seen[i]), "%s", res->texts[i]);
+    got_one();
+}
+
 static void never_cb_mx(const struct dns_mx_result *res, void *ctx)
 {
     fail_msg("callback of a cancelled/destroyed MX lookup ran");
@@ -1129,6 +1144,57 @@ static void server_lists_are_parsed_strictly(void **state)
     event_loop_destroy(&loop);
 }
 
+static void txt_records_are_returned_and_missing_ones_reported(void **state)
+{
+    struct event_loop *loop = event_loop_create();
+    struct dns_resolver *r = make_resolver(loop, dnsmasq_servers, 1000, 2);
+    struct outcome o;
+    int returned = 0;
+
+    memset(&o, 0, sizeof(o));
+    o.returned = &returned;
+    outstanding = 1;
+    assert_non_null(dns_lookup_txt(r, "h.test.", txt_cb, &o));
+    returned = 1;
+    run_loop(loop, 3000);
+    assert_true(o.done);
+    assert_int_equal(o.status, DNS_OK);
+    assert_int_equal(o.count, 1);
+    assert_string_equal(txt_seen[0], "\"some text\"");   /* execv: quotes are data */
+
+    memset(&o, 0, sizeof(o));
+    outstanding = 1;
+    dns_lookup_txt(r, "nothere.test", txt_cb, &o);
+    run_loop(loop, 3000);
+    assert_int_equal(o.status, DNS_NOTFOUND);
+    assert_non_null(strstr(o.error, "type=TXT"));
+
+    memset(&o, 0, sizeof(o));
+    outstanding = 1;
+    dns_lookup_txt(r, "both.test", txt_cb, &o);
+    run_loop(loop, 3000);
+    assert_int_equal(o.status, DNS_NODATA);
+
+    memset(&o, 0, sizeof(o));
+    outstanding = 1;
+    dns_lookup_txt(r, "bad..name", txt_cb, &o);
+    run_loop(loop, 3000);
+    assert_int_equal(o.status, DNS_NOTFOUND);
+
+    char dead[64];
+    snprintf(dead, sizeof(dead), "127.0.0.1:%d", dead_port);
+    struct dns_resolver *rd = make_resolver(loop, dead, 200, 1);
+    memset(&o, 0, sizeof(o));
+    outstanding = 1;
+    dns_lookup_txt(rd, "h.test", txt_cb, &o);
+    run_loop(loop, 3000);
+    assert_true(o.done);
+    assert_int_equal(o.status, DNS_TEMPFAIL);
+    dns_resolver_destroy(&rd);
+    dns_resolver_destroy(&r);
+    event_loop_destroy(&loop);
+}
+
 static void addr_text_formats_both_families(void **state)
 {
     struct sockaddr_storage ss;
@@ -1180,6 +1246,7 @@ int main(void)
         cmocka_unit_test(lookups_from_inside_a_callback_work),
         cmocka_unit_test(server_lists_are_parsed_strictly),
         cmocka_unit_test(addr_text_formats_both_families),
+        cmocka_unit_test(txt_records_are_returned_and_missing_ones_reported),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
