@@ -372,6 +372,85 @@ static int cidr_match(const struct netaddr *addr, const char *entry)
     return prefix_match(addr->bytes, net.bytes, bits);
 }
 
+/* ---- compiled CIDR lists ---- */
+
+struct cidr_entry {
+    struct netaddr net;
+    unsigned bits;
+};
+
+struct resolve_cidr_list {
+    struct cidr_entry *entries;
+    size_t count;
+};
+
+/* Same syntax as cidr_match(), parsed once. Returns 0 or -1 (invalid). */
+static int cidr_parse(const char *entry, struct cidr_entry *e)
+{
+    const char *slash = strrchr(entry, '/');
+    size_t alen = slash ? (size_t)(slash - entry) : strlen(entry);
+    if (parse_netaddr(entry, alen, &e->net) < 0)
+        return -1;
+    unsigned maxbits = e->net.family == AF_INET ? 32 : 128;
+    e->bits = maxbits;
+    if (slash != NULL) {
+        char *end;
+        if (slash[1] < '0' || slash[1] > '9')
+            return -1;
+        unsigned long v = strtoul(slash + 1, &end, 10);
+        if (*end != '\0' || v > maxbits)
+            return -1;
+        e->bits = (unsigned)v;
+    }
+    return 0;
+}
+
+struct resolve_cidr_list *resolve_cidr_list_create(const char *list_value, const char *what)
+{
+    struct resolve_cidr_list *list = xcalloc(1, sizeof(*list));
+    size_t n = 0;
+    char **items = config_split_list(list_value ? list_value : "", &n);
+    if (n > 0)
+        list->entries = xreallocarray(NULL, n, sizeof(*list->entries));
+    for (size_t i = 0; i < n; i++) {
+        if (cidr_parse(items[i], &list->entries[list->count]) == 0)
+            list->count++;
+        else
+            msg_warn("%s: ignoring entry \"%s\" (not an address or CIDR block)", what,
+                     items[i]);
+    }
+    strv_free(&items);
+    return list;
+}
+
+int resolve_cidr_list_match(const struct resolve_cidr_list *list, const char *addr)
+{
+    struct netaddr a;
+    if (list->count == 0 || parse_netaddr(addr, strlen(addr), &a) < 0)
+        return 0;
+    for (size_t i = 0; i < list->count; i++) {
+        const struct cidr_entry *e = &list->entries[i];
+        if (e->net.family == a.family && prefix_match(a.bytes, e->net.bytes, e->bits))
+            return 1;
+    }
+    return 0;
+}
+
+size_t resolve_cidr_list_count(const struct resolve_cidr_list *list)
+{
+    return list->count;
+}
+
+void resolve_cidr_list_free(struct resolve_cidr_list **list_p)
+{
+    struct resolve_cidr_list *list = *list_p;
+    if (list == NULL)
+        return;
+    free(list->entries);
+    free(list);
+    *list_p = NULL;
+}
+
 int resolve_in_mynetworks(const char *addr)
 {
     struct netaddr a;

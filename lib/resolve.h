@@ -23,6 +23,8 @@
 #ifndef POSTERN_RESOLVE_H
 #define POSTERN_RESOLVE_H
 
+#include <stddef.h>
+
 /* RESOLVE_ERROR: a mydestination or virtual_mailbox_domains table could
    not be read, so the class is unknown: callers defer (a table error must
    neither send local mail out nor refuse it for good). */
@@ -41,6 +43,20 @@ enum resolve_known resolve_recipient_known(const char *address);
 int resolve_virtual_alias(const char *address, char **value_r);
 /* 1 if addr (IPv4 or IPv6 text) is in mynetworks (CIDR list). */
 int resolve_in_mynetworks(const char *addr);
+
+/* A mynetworks-style list compiled once, for lists checked often
+   (smtpd_client_event_limit_exceptions): CIDR blocks or single
+   addresses, IPv4 or IPv6, optionally in brackets, separated by commas
+   and/or whitespace. Entries that are not addresses (tables included)
+   are skipped with one warning at create time naming what (the
+   parameter name). Never returns NULL; an empty list matches nothing. */
+struct resolve_cidr_list;
+struct resolve_cidr_list *resolve_cidr_list_create(const char *list_value, const char *what);
+/* 1 if addr (IPv4 or IPv6 text; IPv4-mapped IPv6 counts as IPv4) is in
+   the list, else 0 (also for text that is not an address). */
+int resolve_cidr_list_match(const struct resolve_cidr_list *list, const char *addr);
+size_t resolve_cidr_list_count(const struct resolve_cidr_list *list);
+void resolve_cidr_list_free(struct resolve_cidr_list **list_p);
 
 /* Drops cached tables (after a configuration reload). */
 void resolve_reset(void);

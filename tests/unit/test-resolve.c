@@ -183,6 +183,36 @@ static void test_changed_parameter_reopens_tables(void **state)
     assert_int_equal(resolve_class("a@new.test"), RESOLVE_RELAY);
 }
 
+static void test_cidr_list_compiled_once_matches_ipv4_ipv6_and_skips_bad_entries(void **state)
+{
+    (void)state;
+    struct resolve_cidr_list *list = resolve_cidr_list_create(
+        "192.0.2.0/24, [2001:db8:1::]/48 198.51.100.7, ::1, bogus, 10.0.0.0/33, "
+        "10.0.0.0/, lmdb:/x", "test_list");
+    assert_int_equal(resolve_cidr_list_count(list), 4);
+    assert_int_equal(resolve_cidr_list_match(list, "192.0.2.200"), 1);
+    assert_int_equal(resolve_cidr_list_match(list, "192.0.3.1"), 0);
+    assert_int_equal(resolve_cidr_list_match(list, "::ffff:192.0.2.9"), 1);
+    assert_int_equal(resolve_cidr_list_match(list, "198.51.100.7"), 1);
+    assert_int_equal(resolve_cidr_list_match(list, "198.51.100.8"), 0);
+    assert_int_equal(resolve_cidr_list_match(list, "2001:db8:1:ffff::1"), 1);
+    assert_int_equal(resolve_cidr_list_match(list, "2001:db8:2::1"), 0);
+    assert_int_equal(resolve_cidr_list_match(list, "[::1]"), 1);
+    assert_int_equal(resolve_cidr_list_match(list, "::2"), 0);
+    assert_int_equal(resolve_cidr_list_match(list, "not-an-address"), 0);
+    assert_int_equal(resolve_cidr_list_match(list, ""), 0);
+    resolve_cidr_list_free(&list);
+    assert_null(list);
+
+    list = resolve_cidr_list_create("", "empty");
+    assert_int_equal(resolve_cidr_list_match(list, "127.0.0.1"), 0);
+    resolve_cidr_list_free(&list);
+    list = resolve_cidr_list_create("0.0.0.0/0 [::]/0", "all");
+    assert_int_equal(resolve_cidr_list_match(list, "203.0.113.5"), 1);
+    assert_int_equal(resolve_cidr_list_match(list, "2001:db8::5"), 1);
+    resolve_cidr_list_free(&list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +223,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_virtual_alias_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mynetworks_cidr_ipv4_ipv6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mynetworks_prefix_boundaries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cidr_list_compiled_once_matches_ipv4_ipv6_and_skips_bad_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_parameter_reopens_tables, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,9 @@
 
 #include <cmocka.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "buf.h"
 #include "log.h"
 #include "table.h"
@@ -580,6 +583,37 @@ static void test_pcre_runaway_match_is_an_error_not_a_hang(void **state)
     table_close(&t);
 }
 
+/* Defined in lib/table_pcre.c for the tests only. */
+size_t table_pcre_jit_count(struct table *table);
+
+static void test_pcre_regexes_are_jit_compiled_and_match_as_before(void **state)
+{
+    (void)state;
+    static const char text[] = "/^subject:.*viagra/s spam\n"
+                               "/^x-(\\w+):/ x-$1\n"
+                               "if /^a/\n"
+                               "/b$/ ab\n"
+                               "endif\n";
+    struct table *t = table_pcre_open_string("jit", text, strlen(text));
+    uint32_t jit = 0;
+    if (pcre2_config(PCRE2_CONFIG_JIT, &jit) >= 0 && jit)
+        assert_int_equal(table_pcre_jit_count(t), 4);
+    else
+        assert_int_equal(table_pcre_jit_count(t), 0);
+    expect(t, "Subject: cheap\n\tViagra now", "spam");
+    expect(t, "X-Mailer: foo", "x-Mailer");
+    expect(t, "ab", "ab");
+    expect(t, "b", NULL);
+    /* A long folded key: still a plain miss, well inside the JIT stack. */
+    char key[TABLE_KEY_MAX + 1];
+    memcpy(key, "Subject: ", 9);
+    for (size_t i = 9; i < TABLE_KEY_MAX; i++)
+        key[i] = (i % 80 == 0) ? '\n' : (i % 80 == 1) ? '\t' : 'x';
+    key[TABLE_KEY_MAX] = '\0';
+    expect(t, key, NULL);
+    table_close(&t);
+}
+
 static void test_pcre_file_is_read_at_open(void **state)
 {
     struct fixture *f = *state;
@@ -761,6 +795,7 @@ int main(void)
         T(test_pcre_bad_lines_are_warned_and_skipped),
         T(test_pcre_flags_x_s_m),
         T(test_pcre_runaway_match_is_an_error_not_a_hang),
+        T(test_pcre_regexes_are_jit_compiled_and_match_as_before),
         T(test_pcre_file_is_read_at_open),
         T(test_pcre_every_prefix_of_a_table_parses),
         T(test_inline_bare_and_braced_elements),
