@@ -273,9 +273,15 @@ static void run_deferred(struct event_loop *loop)
     }
 }
 
+/* Runs the timers that were due when the pass began. A timer a callback
+   adds for "now" (0 ms) waits for the next round, after the before-sleep
+   hooks and I/O, so work that re-arms itself in steps cannot hold the
+   loop. */
 static void run_timers(struct event_loop *loop)
 {
-    while (loop->heap_len > 0 && loop->heap[0]->when_ms <= loop->now_ms) {
+    unsigned long long first_new = loop->timer_seq;
+    while (loop->heap_len > 0 && loop->heap[0]->when_ms <= loop->now_ms &&
+           loop->heap[0]->seq < first_new) {
         struct event_timer *t = loop->heap[0];
         heap_remove(loop, t);
         event_cb *cb = t->cb;

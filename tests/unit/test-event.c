@@ -111,6 +111,31 @@ static void defer_and_before_sleep_run(void **state)
     event_loop_destroy(&loop);
 }
 
+/* Work done in steps by re-arming a 0 ms timer must yield between steps:
+   the before-sleep hooks (where output is flushed) and I/O get a turn. */
+static int steps_left;
+static void step_cb(struct event_loop *loop, void *ctx)
+{
+    if (--steps_left > 0)
+        event_timer_add(loop, 0, step_cb, NULL);
+    else
+        event_loop_stop(loop);
+}
+
+static void rearmed_zero_timer_yields_to_the_loop(void **state)
+{
+    struct event_loop *loop = event_loop_create();
+    hook_calls = 0;
+    steps_left = 50;
+    event_before_sleep(loop, hook_cb, NULL);
+    event_timer_add(loop, 0, step_cb, NULL);
+    event_loop_run(loop);
+    assert_int_equal(steps_left, 0);
+    /* One round per step (the first hook call comes before the first step). */
+    assert_true(hook_calls >= 50);
+    event_loop_destroy(&loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +143,7 @@ int main(void)
         cmocka_unit_test(cancelled_timer_never_fires),
         cmocka_unit_test(removed_fd_gets_no_stale_event),
         cmocka_unit_test(defer_and_before_sleep_run),
+        cmocka_unit_test(rearmed_zero_timer_yields_to_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
