@@ -93,8 +93,12 @@ extern char *qmgr_queue_dir;
 void qmgr_scan_init(void);
 /* Rescan incoming/ and maildrop/ soon. */
 void qmgr_scan_incoming(void);
-/* Moves deferred files whose time has come (all of them with force). */
+/* Takes deferred files whose time has come (all of them with force)
+   straight into active/ while there is room; a full active/ pauses the
+   walk where it is until qmgr_scan_room(). */
 void qmgr_scan_deferred(int force);
+/* A message left active/: a paused deferred walk goes on. */
+void qmgr_scan_room(void);
 /* Moves deferred/id to incoming/ now and takes it. Returns 0 or -1. */
 int qmgr_flush_id(const char *id);
 void qmgr_accept(struct event_loop *loop, int fd);
@@ -104,6 +108,8 @@ void qmgr_clients_stop(void);
 /* Takes incoming/id into active/. Returns 1 taken, 0 no room (left in
    incoming/, picked up by a later scan), -1 gone or unusable. */
 int qmgr_active_take(const char *id);
+/* The same from another queue directory (deferred/). */
+int qmgr_active_take_from(const char *queue, const char *id);
 /* 1 if another message fits in active/. */
 int qmgr_active_room(void);
 /* The next recipient to dispatch (round robin over messages), or NULL.

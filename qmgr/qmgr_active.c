@@ -130,10 +130,12 @@ static void msg_free(struct qmgr_msg *m)
     free(m->rs);
     queue_file_free(&m->qf);
     free(m);
+    /* New mail first: its walk is scheduled before the deferred one. */
     if (incoming_backlog) {
         incoming_backlog = 0;
         qmgr_scan_incoming();
     }
+    qmgr_scan_room();
 }
 
 
@@ -293,15 +295,21 @@ static void defer_log_mark_warned(const char *id)
 
 int qmgr_active_take(const char *id)
 {
+    return qmgr_active_take_from("incoming", id);
+}
+
+int qmgr_active_take_from(const char *queue, const char *id)
+{
     if (!queue_id_valid(id))
         return -1;
     if (!qmgr_active_room()) {
-        incoming_backlog = 1;
+        if (strcmp(queue, "incoming") == 0)
+            incoming_backlog = 1;
         return 0;
     }
-    if (queue_file_move(qmgr_queue_dir, id, "incoming", "active") < 0) {
+    if (queue_file_move(qmgr_queue_dir, id, queue, "active") < 0) {
         if (errno == EEXIST)
-            msg_warn("%s: already in the active queue; leaving it in incoming", id);
+            msg_warn("%s: already in the active queue; leaving it in %s", id, queue);
         else if (errno != ENOENT)
             msg_warn("%s: cannot move to the active queue: %s", id, strerror(errno));
         return -1;
@@ -322,8 +330,8 @@ int qmgr_active_take(const char *id)
         } else {
             msg_warn("%s: cannot read queue file: %s", id, error ? error : strerror(saved));
             /* An I/O problem may pass: try again with a later scan. */
-            if (queue_file_move(qmgr_queue_dir, id, "active", "incoming") < 0 && errno != ENOENT)
-                msg_warn("%s: cannot move back to incoming: %s", id, strerror(errno));
+            if (queue_file_move(qmgr_queue_dir, id, "active", queue) < 0 && errno != ENOENT)
+                msg_warn("%s: cannot move back to %s: %s", id, queue, strerror(errno));
         }
         free(error);
         free(path);

@@ -8,12 +8,15 @@
  *	rescanned every QMGR_SCAN_INTERVAL_MS (a safety net: normally
  *	"new" requests announce each file) and deferred/ every
  *	queue_run_delay: files whose mtime (the next-try time) has come
- *	move to incoming/.
+ *	go straight into active/, never through incoming/, so a backlog of
+ *	retries cannot queue up in front of new mail.
  *
  *	Each scan is a resumable directory walk that handles at most
  *	QMGR_SCAN_CHUNK entries per event-loop round, so a large backlog
  *	neither blocks the loop nor fills memory. A scan asked for while
- *	one runs restarts when it ends.
+ *	one runs restarts when it ends. The deferred walk pauses in place
+ *	while active/ is full and goes on when a message leaves (after the
+ *	incoming walk, which a full active/ also held up, had its turn).
  *
  *	maildrop/ holds files from the sendmail command, written by any
  *	local user: each is parsed strictly and re-written through the
@@ -47,11 +50,15 @@
 #include "server.h"
 #include "xalloc.h"
 
+enum { WALK_NEXT, WALK_STOP, WALK_PAUSE };
+
 struct qmgr_walk {
     const char *subdir;
-    /* 0: next entry; 1: stop this walk (no room or trouble). */
+    /* WALK_NEXT: next entry; WALK_STOP: end this walk (no room or
+       trouble); WALK_PAUSE: keep the place, qmgr_scan_room() goes on. */
     int (*each)(struct qmgr_walk *w, const char *name);
     DIR *dir;
+    int paused;
     int rerun;
     int force;        /* deferred: ignore the retry time */
     int force_next;
@@ -104,7 +111,12 @@ static void walk_round(struct event_loop *loop, void *ctx)
         }
         if (de->d_name[0] == '.')
             continue;
-        if (w->each(w, de->d_name) != 0)
+        int r = w->each(w, de->d_name);
+        if (r == WALK_PAUSE) {
+            w->paused = 1;
+            return;
+        }
+        if (r == WALK_STOP)
             done = 1;
     }
     if (!done) {
@@ -127,9 +139,9 @@ static int incoming_each(struct qmgr_walk *w, const char *name)
 {
     (void)w;
     if (!queue_id_valid(name))
-        return 0;
+        return WALK_NEXT;
     /* No room: the rest waits; the walk restarts when a message leaves. */
-    return qmgr_active_take(name) == 0 ? 1 : 0;
+    return qmgr_active_take(name) == 0 ? WALK_STOP : WALK_NEXT;
 }
 
 void qmgr_scan_incoming(void)
@@ -143,7 +155,7 @@ void qmgr_scan_incoming(void)
 static int deferred_each(struct qmgr_walk *w, const char *name)
 {
     if (!queue_id_valid(name))
-        return 0;
+        return WALK_NEXT;
     char *path = queue_file_path(qmgr_queue_dir, "deferred", name);
     struct stat st;
     time_t now = time(NULL);
@@ -156,19 +168,27 @@ static int deferred_each(struct qmgr_walk *w, const char *name)
     }
     free(path);
     if (!due)
-        return 0;
-    if (queue_file_move(qmgr_queue_dir, name, "deferred", "incoming") < 0) {
-        if (errno != ENOENT)
-            msg_warn("%s: cannot move to incoming: %s", name, strerror(errno));
-        return 0;
-    }
-    qmgr_active_take(name);   /* no room: a later incoming scan takes it */
-    return 0;
+        return WALK_NEXT;
+    /* Straight into active/: moving a large backlog through incoming/
+       would make new mail wait behind it. */
+    if (!qmgr_active_room())
+        return WALK_PAUSE;
+    qmgr_active_take_from("deferred", name);
+    return WALK_NEXT;
 }
 
 void qmgr_scan_deferred(int force)
 {
     walk_start(&walk_deferred, force);
+}
+
+void qmgr_scan_room(void)
+{
+    struct qmgr_walk *w = &walk_deferred;
+    if (w->paused && w->timer == NULL && qmgr_active_room()) {
+        w->paused = 0;
+        w->timer = event_timer_add(qmgr_loop, 0, walk_round, w);
+    }
 }
 
 int qmgr_flush_id(const char *id)
@@ -181,8 +201,9 @@ int qmgr_flush_id(const char *id)
     free(path);
     if (r < 0)
         return 0;   /* not deferred (any more): nothing to do */
-    if (queue_file_move(qmgr_queue_dir, id, "deferred", "incoming") == 0)
-        qmgr_active_take(id);
+    /* Due now; without room the deferred walk takes it when room frees. */
+    if (qmgr_active_take_from("deferred", id) == 0)
+        walk_start(&walk_deferred, 0);
     return 0;
 }
 
@@ -210,7 +231,7 @@ static int maildrop_each(struct qmgr_walk *w, const char *name)
 {
     (void)w;
     if (strchr(name, '/') != NULL)
-        return 0;
+        return WALK_NEXT;
     char *path = queue_file_path(qmgr_queue_dir, "maildrop", name);
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
@@ -223,7 +244,7 @@ static int maildrop_each(struct qmgr_walk *w, const char *name)
             msg_warn("cannot open %s: %s", path, strerror(errno));
         }
         free(path);
-        return 0;
+        return WALK_NEXT;
     }
     struct queue_file *qf = NULL;
     char *error = NULL;
@@ -235,7 +256,7 @@ static int maildrop_each(struct qmgr_walk *w, const char *name)
         free(error);
         close(fd);
         free(path);
-        return 0;
+        return WALK_NEXT;
     }
     const char *werr = NULL;
     struct queue_writer *qw = queue_writer_create(qmgr_queue_dir, &werr);
@@ -244,7 +265,7 @@ static int maildrop_each(struct qmgr_walk *w, const char *name)
         queue_file_free(&qf);
         close(fd);
         free(path);
-        return 1;   /* probably out of space: try again with the next scan */
+        return WALK_STOP;   /* probably out of space: try again with the next scan */
     }
     long long limit = config_int("message_size_limit");
     if (limit > 0)
