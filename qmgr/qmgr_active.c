@@ -42,6 +42,7 @@
  *	incoming/ until a later scan.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,10 @@ static void msg_free(struct qmgr_msg *m)
     free(m->rs);
     queue_file_free(&m->qf);
     free(m);
+    /* A drained backlog (up to qmgr_message_active_limit messages) leaves
+       its peak in the heap; give it back once the active queue is empty. */
+    if (active_count == 0)
+        malloc_trim(0);
     /* New mail first: its walk is scheduled before the deferred one. */
     if (incoming_backlog) {
         incoming_backlog = 0;

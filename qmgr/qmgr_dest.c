@@ -76,6 +76,7 @@ struct qmgr_dest {
     char dsn[12];
     char *reason;                         /* "delivery temporarily suspended: ..." */
     struct event_timer *suspend_timer;
+    struct event_timer *defer_timer;      /* suspension: deferring the queue in steps */
     int in_ready;
     struct qmgr_dest *ready_prev, *ready_next;
 };
@@ -233,7 +234,7 @@ static void ready_update(struct qmgr_dest *d)
 /* Frees d when nothing refers to it any more. */
 static void dest_maybe_free(struct qmgr_dest *d)
 {
-    if (d->head != NULL || d->active > 0 || d->suspended)
+    if (d->head != NULL || d->active > 0 || d->suspended || d->defer_timer != NULL)
         return;
     ready_remove(d);
     struct qmgr_dest **pp = &buckets[d->hash & (bucket_count - 1)];
@@ -337,6 +338,32 @@ static void dest_defer_queue(struct qmgr_dest *d, const char *dsn, const char *r
 
 /* ---- suspension ---- */
 
+/* A suspended destination's queue is deferred QMGR_DEFER_CHUNK entries
+   per loop round: thousands of deferrals at once would hold up every
+   other destination and the control socket. */
+static void defer_step_cb(struct event_loop *loop, void *ctx)
+{
+    (void)loop;
+    struct qmgr_dest *d = ctx;
+    d->defer_timer = NULL;
+    if (!d->suspended) {
+        /* The suspension ended meanwhile: the rest is dispatched. */
+        ready_update(d);
+        dest_maybe_free(d);
+        return;
+    }
+    ready_remove(d);
+    for (int n = 0; n < QMGR_DEFER_CHUNK && d->head != NULL; n++) {
+        struct qmgr_entry *e = d->head;
+        entry_unlink(e);
+        entry_defer(e, d->dsn, d->reason);
+    }
+    if (d->head != NULL)
+        d->defer_timer = event_timer_add(qmgr_loop, 0, defer_step_cb, d);
+    else
+        dest_maybe_free(d);
+}
+
 static void suspend_end_cb(struct event_loop *loop, void *ctx)
 {
     (void)loop;
@@ -368,7 +395,9 @@ static void dest_suspend(struct qmgr_dest *d, const char *dsn, const char *why)
              why != NULL && *why != '\0' ? why : "destination not reachable");
     event_timer_cancel(qmgr_loop, &d->suspend_timer);
     d->suspend_timer = event_timer_add(qmgr_loop, secs * 1000, suspend_end_cb, d);
-    dest_defer_queue(d, d->dsn, d->reason);
+    ready_remove(d);
+    if (d->defer_timer == NULL)
+        d->defer_timer = event_timer_add(qmgr_loop, 0, defer_step_cb, d);
 }
 
 /* ---- the interface ---- */
