@@ -39,6 +39,11 @@
  *	plaintext STARTTLS reply is still draining (HS_FLUSH): then it
  *	would be sent in the clear, so sessions append nothing until
  *	TLS_READY.
+ *
+ *	conn_hold_output() keeps conn->out unwritten (smtpd's error sleep
+ *	delays replies without blocking); read_eof tells the INPUT callback
+ *	that CLOSED follows, so a session can flush its replies to a client
+ *	that half-closed after its last command.
  * DIAGNOSTICS
  *	"TLS handshake failed from ADDR: reason" (info). The process must
  *	ignore SIGPIPE (server_main does): OpenSSL writes with write(2).
@@ -189,7 +194,7 @@ static void conn_set_mask(struct conn *conn)
             if (conn->ssl != NULL && SSL_pending(conn->ssl) > 0)
                 mask |= EVENT_WRITE;   /* wake-up for buffered plaintext */
         }
-        if (conn->out.len > 0)
+        if (conn->out.len > 0 && !conn->output_held)
             mask |= (conn->want_write_for_read & F_WRITE_WANTS_READ) ? EVENT_READ : EVENT_WRITE;
     }
     if (mask != conn->mask) {
@@ -343,8 +348,10 @@ static void conn_read(struct conn *conn)
         eof = 1;
         break;
     }
-    if (got)
+    if (got) {
+        conn->read_eof = eof;
         conn_notify(conn, CONN_EVENT_INPUT);
+    }
     if (eof)
         conn_fail(conn);
 }
@@ -439,7 +446,7 @@ static void conn_io(struct event_loop *loop, int fd, int events, void *ctx)
         }
         just_ready = 1;
     }
-    if (conn->out.len > 0 && conn->handshaking == HS_NONE) {
+    if (conn->out.len > 0 && conn->handshaking == HS_NONE && !conn->output_held) {
         if (conn_write(conn, 0) < 0) {
             conn_fail(conn);
             return;
@@ -458,7 +465,7 @@ static void conn_io(struct event_loop *loop, int fd, int events, void *ctx)
             conn_read(conn);
     }
     if (!conn->closed && (events & EVENT_ERROR) && conn->handshaking == HS_NONE &&
-        conn->out.len == 0 && !conn_reading_allowed(conn)) {
+        (conn->out.len == 0 || conn->output_held) && !conn_reading_allowed(conn)) {
         /* Hang-up or socket error while input is paused or full: epoll
            reports it every round whatever the mask, so end now rather
            than spin until the session reads again. */
@@ -513,6 +520,10 @@ int conn_flush(struct conn *conn)
         conn_set_mask(conn);
         return conn->out.len > 0 ? 1 : 0;
     }
+    if (conn->output_held && conn->handshaking == HS_NONE) {
+        conn_set_mask(conn);
+        return conn->out.len > 0 ? 1 : 0;
+    }
     int rc = conn_write(conn, conn->handshaking == HS_FLUSH);
     if (rc < 0) {
         conn_fail(conn);
@@ -534,6 +545,12 @@ void conn_update(struct conn *conn)
 void conn_pause_input(struct conn *conn, int paused)
 {
     conn->read_paused = paused != 0;
+    conn_set_mask(conn);
+}
+
+void conn_hold_output(struct conn *conn, int held)
+{
+    conn->output_held = held != 0;
     conn_set_mask(conn);
 }
 

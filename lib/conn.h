@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	#include "conn.h"
  * DESCRIPTION
- *	Protocol daemons (pop3d now; imapd and smtpd's STARTTLS later) read
+ *	Protocol daemons (pop3d, smtpd; imapd later) read
  *	and write through a conn so TLS is invisible to the session state
  *	machine: input lands in a bounded struct buf (conn->in) that the
  *	session reads with buf_read_line(); output is appended to conn->out
@@ -63,6 +63,11 @@ struct conn {
     /* Why a client-side handshake failed
        ("certificate verify failed: ..."), set before CLOSED; "" else */
     char tls_failure[192];
+    /* Set before the INPUT event whose read also met the peer's EOF
+       (CLOSED follows right after it): a session that wants its last
+       replies to reach a half-closed client calls conn_flush() there. */
+    int read_eof;
+    int output_held;      /* private: see conn_hold_output() */
 };
 
 /* Takes ownership of a connected non-blocking fd. in_limit bounds
@@ -87,6 +92,13 @@ void conn_update(struct conn *conn);
 /* Stops reading (e.g. while a command is being processed, or after a
    fatal protocol error before close). */
 void conn_pause_input(struct conn *conn, int paused);
+
+/* Holds output back (held 1): conn->out is neither written by the loop
+   nor by conn_flush() (which then returns 1 while output is queued)
+   until it is released with held 0. For replies a session delays on
+   purpose (smtpd's error sleep). Input pausing is separate
+   (conn_pause_input). */
+void conn_hold_output(struct conn *conn, int held);
 
 /* Starts client-side TLS on an outbound connection (the SMTP client
    sent STARTTLS and read the 220 reply). Nothing is discarded: the

@@ -39,4 +39,49 @@ void tls_error_text(char *out, size_t size);
    *error_r (static buffer valid until the next call) on failure. */
 SSL_CTX *tls_client_context(const char *cafile, int verify, const char **error_r);
 
+/* Settings beyond tls_server_context() for servers that need them
+   (smtpd). Zero / NULL members keep tls_server_context()'s behaviour. */
+struct tls_server_options {
+    /* Postfix syntax: ">=TLSv1.2", "<=TLSv1.3", "TLSv1.2 TLSv1.3",
+       "!TLSv1.2" (names SSLv2 SSLv3 TLSv1 TLSv1.1 TLSv1.2 TLSv1.3,
+       separated by spaces, commas or colons). Versions below TLS 1.2
+       are never enabled, whatever the list says. NULL or "": TLS 1.2+. */
+    const char *protocols;
+    /* OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's,
+       all AEAD). NULL: OpenSSL's default. TLS_CIPHERS_MODERN below is
+       forward-secret AEAD only. */
+    const char *ciphers;
+    /* Seconds a session stays resumable, by session id and by ticket;
+       ticket keys are replaced after this time (the previous key still
+       opens tickets, which are then renewed). 0: OpenSSL's defaults
+       (300 s, keys for the life of the process). */
+    long long session_timeout;
+    /* Ask clients for a certificate (never require one); cafile (PEM,
+       may be NULL) names the CAs in the request and verifies the
+       certificate. See tls_peer_summary(). */
+    int ask_ccert;
+    const char *cafile;
+};
+
+#define TLS_CIPHERS_MODERN "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL"
+
+/* tls_server_context() plus opts, and idle sessions' record buffers
+   are released (SSL_MODE_RELEASE_BUFFERS). Rotating ticket keys (session_timeout
+   > 0) are per process: one such context per process. Returns NULL with
+   *error_r (static buffer valid until the next call) on failure,
+   including a protocol list that names an unknown version or leaves
+   none of TLS 1.2 / 1.3. */
+SSL_CTX *tls_server_context_opts(const char *cert_file, const char *key_file,
+                                 const struct tls_server_options *opts, const char **error_r);
+
+enum tls_peer_status { TLS_PEER_ANONYMOUS, TLS_PEER_UNTRUSTED, TLS_PEER_TRUSTED };
+
+/* The client certificate of a server-side session, as Postfix shows it
+   in Received: headers: "No client certificate requested" (requested
+   0), "Client did not present a certificate", or "Client CN "x",
+   Issuer "y" (verified OK|not verified)" (names sanitized to
+   printable ASCII). Returns ANONYMOUS (no certificate), UNTRUSTED (a
+   certificate that did not verify) or TRUSTED. */
+enum tls_peer_status tls_peer_summary(SSL *ssl, int requested, char *out, size_t size);
+
 #endif

@@ -13,13 +13,20 @@
  *	allows (the soft limit is first raised toward the hard one), so
  *	that surplus clients get "421 Server busy" instead of waiting
  *	unaccepted in the listen queue.
+ * DIAGNOSTICS
+ *	A TLS context is built only when smtpd_tls_security_level is may or
+ *	encrypt, or smtpd_tls_wrappermode is set. Without a usable
+ *	certificate STARTTLS is not offered, SMTPS refuses every
+ *	connection and the encrypt level accepts no mail (logged once).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 #include "log.h"
 #include "server.h"
 #include "smtpd.h"
+#include "tls.h"
 
 struct smtpd_params smtpd_var;
 
@@ -29,6 +36,47 @@ struct smtpd_params smtpd_var;
 #define SMTPD_FD_PER_SESSION 2
 #define SMTPD_FD_RESERVE 32
 
+
+static void smtpd_tls_init(void)
+{
+    const char *level = config_str("smtpd_tls_security_level");
+    if (*level == '\0' || strcmp(level, "none") == 0) {
+        smtpd_var.tls_level = SMTPD_TLS_NONE;
+    } else if (strcmp(level, "may") == 0) {
+        smtpd_var.tls_level = SMTPD_TLS_MAY;
+    } else if (strcmp(level, "encrypt") == 0) {
+        smtpd_var.tls_level = SMTPD_TLS_ENCRYPT;
+    } else {
+        msg_warn("unknown smtpd_tls_security_level \"%s\": using none", level);
+        smtpd_var.tls_level = SMTPD_TLS_NONE;
+    }
+    smtpd_var.tls_wrappermode = config_bool("smtpd_tls_wrappermode");
+    smtpd_var.tls_ask_ccert = config_bool("smtpd_tls_ask_ccert");
+    smtpd_var.tls_received_header = config_bool("smtpd_tls_received_header");
+    if (smtpd_var.tls_level == SMTPD_TLS_NONE && !smtpd_var.tls_wrappermode)
+        return;
+    const char *cert = config_str("smtpd_tls_cert_file");
+    const char *key = config_str("smtpd_tls_key_file");
+    struct tls_server_options opts = {
+        .protocols = config_str("smtpd_tls_protocols"),
+        .ciphers = TLS_CIPHERS_MODERN,
+        .session_timeout = config_time("smtpd_tls_session_cache_timeout"),
+        .ask_ccert = smtpd_var.tls_ask_ccert,
+        .cafile = config_str("smtpd_tls_CAfile"),
+    };
+    const char *error = NULL;
+    smtpd_var.tls_ctx = tls_server_context_opts(cert, key, &opts, &error);
+    if (smtpd_var.tls_ctx != NULL)
+        return;
+    if (smtpd_var.tls_wrappermode)
+        msg_warn("smtpd_tls_wrappermode = yes but TLS is unusable (%s): refusing all "
+                 "connections", error ? error : "unknown error");
+    else if (smtpd_var.tls_level == SMTPD_TLS_ENCRYPT)
+        msg_warn("smtpd_tls_security_level = encrypt but TLS is unusable (%s): mail will "
+                 "not be accepted", error ? error : "unknown error");
+    else
+        msg_warn("TLS disabled: %s", error ? error : "cannot create the TLS context");
+}
 
 static void smtpd_init(struct event_loop *loop)
 {
@@ -61,6 +109,12 @@ static void smtpd_init(struct event_loop *loop)
     smtpd_var.forbid_bare_newline = config_bool("smtpd_forbid_bare_newline");
     smtpd_var.smtputf8_enable = config_bool("smtputf8_enable");
     smtpd_var.reject_unlisted_recipient = config_bool("smtpd_reject_unlisted_recipient");
+    smtpd_var.sasl_enable = config_bool("smtpd_sasl_auth_enable");
+    smtpd_var.tls_auth_only = config_bool("smtpd_tls_auth_only");
+    smtpd_tls_init();
+    /* Postfix: the encrypt level implies smtpd_tls_auth_only. */
+    if (smtpd_var.tls_level == SMTPD_TLS_ENCRYPT)
+        smtpd_var.tls_auth_only = 1;
     smtpd_session_init(loop);
 }
 

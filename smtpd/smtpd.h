@@ -2,9 +2,12 @@
  * NAME
  *	smtpd.h - private interface of the SMTP server daemon
  * DESCRIPTION
- *	smtpd_session.c   session life cycle, socket I/O, timers, errors,
- *	                  the input loop (commands and DATA bytes)
+ *	smtpd_session.c   session life cycle, I/O through lib/conn, timers,
+ *	                  errors, the input loop (commands, DATA bytes, SASL
+ *	                  response lines), STARTTLS / SMTPS handshakes
  *	smtpd_commands.c  the command table and one handler per command
+ *	smtpd_auth.c      SMTP AUTH (RFC 4954): PLAIN and LOGIN exchanges,
+ *	                  the password check on lib/auth's worker thread
  *	smtpd_queue.c     queue file writing during DATA, group commit,
  *	                  qmgr notification
  *	main.c            parameters and server hooks
@@ -15,7 +18,10 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "buf.h"
+#include "conn.h"
 #include "event.h"
 #include "queue_file.h"
 #include "smtp_command.h"
@@ -45,7 +51,18 @@ struct smtpd_params {
     int forbid_bare_newline;
     int smtputf8_enable;
     int reject_unlisted_recipient;
+    /* TLS (smtpd_tls_*) */
+    int tls_level;              /* SMTPD_TLS_NONE / MAY / ENCRYPT */
+    int tls_wrappermode;        /* SMTPS: TLS from the first byte */
+    int tls_ask_ccert;
+    int tls_received_header;
+    SSL_CTX *tls_ctx;           /* NULL: no usable certificate, no TLS */
+    /* SASL (smtpd_sasl_*) */
+    int sasl_enable;
+    int tls_auth_only;          /* AUTH only over TLS */
 };
+
+enum { SMTPD_TLS_NONE, SMTPD_TLS_MAY, SMTPD_TLS_ENCRYPT };
 extern struct smtpd_params smtpd_var;
 
 enum smtpd_state {
@@ -56,6 +73,9 @@ enum smtpd_state {
     SMTPD_STATE_DATA,         /* reading message content */
     SMTPD_STATE_WAIT_COMMIT,  /* queued, waiting for the group commit; input paused */
     SMTPD_STATE_CLOSING,      /* final reply queued; close once flushed */
+    SMTPD_STATE_TLS,          /* TLS handshake (SMTPS or after STARTTLS): no commands */
+    SMTPD_STATE_SASL,         /* AUTH exchange: the next line is a SASL response */
+    SMTPD_STATE_AUTH_CHECK,   /* password check or failure delay: input paused */
 };
 #define SMTPD_STATE_BIT(s) (1u << (s))
 
@@ -67,19 +87,19 @@ enum smtpd_counter {
     SMTPD_CNT_UNKNOWN, SMTPD_CNT_COUNT
 };
 
+struct auth_request;
+
 struct smtpd_session {
     struct event_loop *loop;
-    int fd;
+    struct conn *conn;          /* input in conn->in, replies in conn->out */
     char addr[64];              /* client IP text, or "127.0.0.1" for UNIX sockets */
     const char *name;           /* "localhost" or "unknown" (no DNS here) */
     enum smtpd_state state;
     int closing;                /* free once the output is flushed */
     int freed;                  /* free already scheduled */
     int lost;                   /* peer went away; nothing more to write */
-    int mask;                   /* current event mask */
+    int output_held;            /* conn_hold_output() in force (error delay) */
 
-    struct buf in;
-    struct buf out;
     struct smtp_command_parser *parser;
     struct event_timer *idle_timer;
     struct event_timer *sleep_timer;   /* error delay: input and output paused */
@@ -92,6 +112,25 @@ struct smtpd_session {
 
     char *helo;                 /* sanitized HELO/EHLO argument */
     int esmtp;
+
+    /* TLS, once the handshake is done (forgotten by nothing: a session
+       cannot leave TLS). */
+    int tls;
+    char *tls_info;             /* "TLSv1.3 with cipher ... (256/256 bits)" */
+    char *tls_peer;             /* "No client certificate requested", ... */
+
+    /* SMTP AUTH. sasl_username is set once authenticated. */
+    char *sasl_username;
+    const char *sasl_method;    /* "PLAIN" / "LOGIN" (static) */
+    const char *sasl_pending;   /* mechanism of the exchange in progress */
+    int sasl_step;              /* LOGIN: 0 user, 1 password */
+    int sasl_skipping;          /* discarding the rest of an overlong response */
+    char *sasl_user;            /* LOGIN: the user name given in step 0 */
+    struct auth_request *auth;  /* AUTH_CHECK: password being checked */
+    struct event_timer *auth_timer;   /* AUTH_CHECK: failure delay */
+    char *auth_reply;           /* sent when auth_timer fires */
+    int auth_close;             /* ... and then close (throttled) */
+    unsigned auth_failures;
 
     /* Transaction (MAIL .. end of DATA). */
     char *sender;               /* NULL outside a transaction; "" for <> */
@@ -136,9 +175,29 @@ void smtpd_transaction_reset(struct smtpd_session *s);
 void smtpd_session_resume(struct smtpd_session *s);
 /* "name[addr]" in a static buffer (valid until the next call). */
 const char *smtpd_client(const struct smtpd_session *s);
+/* STARTTLS: the 220 reply is queued; starts the handshake. Input
+   pipelined behind the command is discarded (conn_start_tls) and the
+   session starts over afterwards (RFC 3207 4.2). */
+void smtpd_start_tls(struct smtpd_session *s);
+/* Whether STARTTLS is offered (EHLO) and accepted now. */
+int smtpd_starttls_offered(const struct smtpd_session *s);
+/* Whether AUTH is offered (EHLO) and accepted now. */
+int smtpd_auth_offered(const struct smtpd_session *s);
+/* AUTH_CHECK: stops reading and the idle timer. */
+void smtpd_auth_pause(struct smtpd_session *s);
+/* The protocol name for logs, the queue file and Received: ("ESMTPSA"). */
+const char *smtpd_protocol(const struct smtpd_session *s);
 
 /* smtpd_commands.c */
 void smtpd_command_dispatch(struct smtpd_session *s, struct smtp_command *cmd);
+
+/* smtpd_auth.c */
+/* AUTH command (state and offer already checked by the caller). */
+int smtpd_auth_command(struct smtpd_session *s, struct smtp_command *cmd);
+/* One SASL response line (state SASL), without its line ending. */
+void smtpd_auth_response(struct smtpd_session *s, const char *line, size_t len);
+/* Session gone: cancels a pending check and the failure delay. */
+void smtpd_auth_forget(struct smtpd_session *s);
 
 /* smtpd_queue.c */
 /* Creates the queue file and writes envelope and Received header.

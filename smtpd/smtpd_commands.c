@@ -8,17 +8,20 @@
  *	Handlers return 0 on success and -1 after an error reply.
  *
  *	Recipient policy at RCPT TO (and VRFY): smtpd_relay_restrictions
- *	(permit_mynetworks, reject_unauth_destination, permit, reject;
- *	permit_sasl_authenticated is a no-op until SASL exists), then, with
+ *	(permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination,
+ *	permit, reject), then, with
  *	smtpd_reject_unlisted_recipient, unknown local or virtual users
  *	are refused. Addresses without a domain get @$myorigin.
  *
  *	EXPN gets what Postfix answers, "502 5.5.2 Error: command not
  *	recognized": Postfix has no EXPN, since list expansion tells
  *	spammers more than it helps users. AUTH without SASL gets Postfix's
- *	"503 5.5.1 Error: authentication not enabled". STARTTLS, BDAT and
- *	ETRN are extensions this server does not offer in EHLO yet; they get
- *	RFC 5321's 502 reply.
+ *	"503 5.5.1 Error: authentication not enabled", AUTH without TLS
+ *	under smtpd_tls_auth_only (or the encrypt level) "538 5.7.11"; the
+ *	exchange itself lives in smtpd_auth.c. STARTTLS where it is not
+ *	offered (no certificate, level none), BDAT and ETRN get RFC 5321's
+ *	502 reply. With smtpd_tls_security_level = encrypt, MAIL and VRFY
+ *	before STARTTLS get "530 5.7.0 Must issue a STARTTLS command first".
  * DIAGNOSTICS
  *	Rejected recipients are logged as Postfix does ("NOQUEUE: reject:
  *	RCPT from ...: 554 5.7.1 ...; from=<> to=<> proto=ESMTP helo=<>")
@@ -89,7 +92,8 @@ static char *relay_check(struct smtpd_session *s, const char *address, enum reso
             if (resolve_in_mynetworks(s->addr))
                 break;
         } else if (strcmp(*r, "permit_sasl_authenticated") == 0) {
-            continue;
+            if (s->sasl_username != NULL)
+                break;
         } else if (strcmp(*r, "reject_unauth_destination") == 0) {
             if (cls == RESOLVE_RELAY) {
                 reply = xasprintf("554 5.7.1 <%s>: Relay access denied", address);
@@ -173,6 +177,10 @@ static int cmd_helo(struct smtpd_session *s, struct smtp_command *cmd)
         smtpd_reply(s, "250-SIZE");
     if (!smtpd_var.disable_vrfy)
         smtpd_reply(s, "250-VRFY");
+    if (smtpd_starttls_offered(s))
+        smtpd_reply(s, "250-STARTTLS");
+    if (smtpd_auth_offered(s))
+        smtpd_reply(s, "250-AUTH PLAIN LOGIN");
     smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
     if (smtpd_var.smtputf8_enable) {
         smtpd_reply(s, "250-8BITMIME");
@@ -183,12 +191,24 @@ static int cmd_helo(struct smtpd_session *s, struct smtp_command *cmd)
     return 0;
 }
 
+/* smtpd_tls_security_level = encrypt: nothing of substance before
+   STARTTLS. Returns 0, or -1 after replying. */
+static int tls_required(struct smtpd_session *s)
+{
+    if (smtpd_var.tls_level != SMTPD_TLS_ENCRYPT || s->tls)
+        return 0;
+    smtpd_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+    return -1;
+}
+
 static int cmd_mail(struct smtpd_session *s, struct smtp_command *cmd)
 {
     if (s->state == SMTPD_STATE_INIT && smtpd_var.helo_required) {
         smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
         return -1;
     }
+    if (tls_required(s) < 0)
+        return -1;
     if (cmd->arg_error != NULL) {
         smtpd_reply(s, "%s", cmd->arg_error);
         return -1;
@@ -347,6 +367,8 @@ static int cmd_vrfy(struct smtpd_session *s, struct smtp_command *cmd)
         smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
         return -1;
     }
+    if (tls_required(s) < 0)
+        return -1;
     char *path = NULL;
     size_t used;
     const char *error;
@@ -395,8 +417,49 @@ static int cmd_expn(struct smtpd_session *s, struct smtp_command *cmd)
 
 static int cmd_auth(struct smtpd_session *s, struct smtp_command *cmd)
 {
-    smtpd_reply(s, "503 5.5.1 Error: authentication not enabled");
-    return -1;
+    if (!smtpd_var.sasl_enable) {
+        smtpd_reply(s, "503 5.5.1 Error: authentication not enabled");
+        return -1;
+    }
+    if (!smtpd_auth_offered(s)) {
+        smtpd_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+        return -1;
+    }
+    if (s->helo == NULL) {
+        smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return -1;
+    }
+    if (s->state == SMTPD_STATE_MAIL || s->state == SMTPD_STATE_RCPT) {
+        smtpd_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return -1;
+    }
+    if (s->sasl_username != NULL) {
+        smtpd_reply(s, "503 5.5.1 Error: already authenticated");
+        return -1;
+    }
+    return smtpd_auth_command(s, cmd);
+}
+
+static int cmd_starttls(struct smtpd_session *s, struct smtp_command *cmd)
+{
+    if (cmd->args[0] != '\0') {
+        smtpd_reply(s, "501 5.5.4 Syntax: STARTTLS");
+        return -1;
+    }
+    if (s->tls) {
+        smtpd_reply(s, "554 5.5.1 Error: TLS already active");
+        return -1;
+    }
+    if (!smtpd_starttls_offered(s)) {
+        if (smtpd_var.tls_level != SMTPD_TLS_NONE)
+            smtpd_reply(s, "454 4.7.0 TLS not available due to local problem");
+        else
+            smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+        return -1;
+    }
+    smtpd_reply(s, "220 2.0.0 Ready to start TLS");
+    smtpd_start_tls(s);
+    return 0;
 }
 
 /* An ESMTP extension not advertised in EHLO (RFC 5321 4.2.4). */
@@ -423,8 +486,9 @@ static const struct smtpd_command_def command_table[] = {
     {SMTP_VERB_VRFY, "VRFY", cmd_vrfy, ANY_STATE, NULL, 0, SMTPD_CNT_VRFY},
     {SMTP_VERB_EXPN, "EXPN", cmd_expn, ANY_STATE, NULL, 0, SMTPD_CNT_EXPN},
     {SMTP_VERB_HELP, "HELP", cmd_help, ANY_STATE, NULL, 0, SMTPD_CNT_HELP},
-    {SMTP_VERB_STARTTLS, "STARTTLS", cmd_extension_not_offered, ANY_STATE, NULL, 0,
-     SMTPD_CNT_STARTTLS},
+    {SMTP_VERB_STARTTLS, "STARTTLS", cmd_starttls,
+     SMTPD_STATE_BIT(SMTPD_STATE_INIT) | SMTPD_STATE_BIT(SMTPD_STATE_HELO),
+     "503 5.5.1 Error: MAIL transaction in progress", 0, SMTPD_CNT_STARTTLS},
     {SMTP_VERB_AUTH, "AUTH", cmd_auth, ANY_STATE, NULL, 0, SMTPD_CNT_AUTH},
     {SMTP_VERB_BDAT, "BDAT", cmd_extension_not_offered, ANY_STATE, NULL, 0, SMTPD_CNT_BDAT},
     {SMTP_VERB_ETRN, "ETRN", cmd_extension_not_offered, ANY_STATE, NULL, 0, SMTPD_CNT_ETRN},
@@ -462,7 +526,7 @@ void smtpd_command_dispatch(struct smtpd_session *s, struct smtp_command *cmd)
        a group (and for every reply without PIPELINING). Input already
        waiting here was sent too early; after DATA it is the pre-DATA
        injection of SMTP smuggling. Logged as Postfix does. */
-    if ((!def->pipelinable || !s->esmtp) && s->in.len > 0 && !s->pipelining_logged &&
+    if ((!def->pipelinable || !s->esmtp) && s->conn->in.len > 0 && !s->pipelining_logged &&
         !s->closing) {
         s->pipelining_logged = 1;
         msg_info("improper command pipelining after %s from %s", def->name, smtpd_client(s));

@@ -18,7 +18,8 @@
  *	Pending notices QMGR_OUT_MAX bytes (beyond: dropped); qmgr replies
  *	are decoded from a buffer of at most ATTR_MAX_MSG + 4 bytes.
  * DIAGNOSTICS
- *	"ID: client=name[addr]" when the file is created, "ID:
+ *	"ID: client=name[addr]" (", sasl_method=PLAIN, sasl_username=u"
+ *	after SMTP AUTH) when the file is created, "ID:
  *	message-id=<...>" at the end of data. A failed queue_sync() answers
  *	451 for the whole batch: the files may survive and be delivered,
  *	so the client's retry can duplicate a message, never lose one.
@@ -204,15 +205,24 @@ int smtpd_queue_start(struct smtpd_session *s)
         return -1;
     }
     snprintf(s->queue_id, sizeof(s->queue_id), "%s", queue_writer_id(s->qw));
-    msg_info("%s: client=%s", s->queue_id, smtpd_client(s));
-    /* RFC 3848 / RFC 6531 4.3 "with" keywords; ESMTPS once STARTTLS exists. */
-    const char *proto = s->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP";
+    if (s->sasl_username != NULL)
+        msg_info("%s: client=%s, sasl_method=%s, sasl_username=%s", s->queue_id,
+                 smtpd_client(s), s->sasl_method, s->sasl_username);
+    else
+        msg_info("%s: client=%s", s->queue_id, smtpd_client(s));
+    /* RFC 3848 / RFC 6531 4.3 "with" keywords: ESMTP, ESMTPS, ESMTPSA... */
+    char proto[16];
+    snprintf(proto, sizeof(proto), "%s", smtpd_protocol(s));
     queue_writer_sender(s->qw, s->sender);
     queue_writer_attr(s->qw, "client", smtpd_client(s));
     queue_writer_attr(s->qw, "client_address", s->addr);
     if (s->helo != NULL)
         queue_writer_attr(s->qw, "helo", s->helo);
     queue_writer_attr(s->qw, "protocol", proto);
+    if (s->sasl_username != NULL) {
+        queue_writer_attr(s->qw, "sasl_method", s->sasl_method);
+        queue_writer_attr(s->qw, "sasl_username", s->sasl_username);
+    }
     if (s->smtputf8)
         queue_writer_attr(s->qw, "smtputf8", "1");
     if (s->body_8bit)
@@ -224,9 +234,14 @@ int smtpd_queue_start(struct smtpd_session *s)
     rfc5322_date(date, sizeof(date));
     struct buf hdr;
     buf_init(&hdr, 0);
-    buf_printf(&hdr, "Received: from %s (%s [%s])\n\tby %s (%s) with %s id %s",
-               s->helo ? s->helo : "unknown", s->name, s->addr, smtpd_var.myhostname,
-               smtpd_var.mail_name, proto, s->queue_id);
+    buf_printf(&hdr, "Received: from %s (%s [%s])\n", s->helo ? s->helo : "unknown", s->name,
+               s->addr);
+    /* Postfix's TLS comment lines (smtpd_tls_received_header). */
+    if (s->tls && smtpd_var.tls_received_header && s->tls_info != NULL)
+        buf_printf(&hdr, "\t(using %s)\n\t(%s)\n", s->tls_info,
+                   s->tls_peer != NULL ? s->tls_peer : "No client certificate requested");
+    buf_printf(&hdr, "\tby %s (%s) with %s id %s", smtpd_var.myhostname, smtpd_var.mail_name,
+               proto, s->queue_id);
     /* Postfix names the recipient only when there is one (privacy). */
     if (s->rcpt_count == 1)
         buf_printf(&hdr, "\n\tfor <%s>; %s\n", s->rcpts[0], date);

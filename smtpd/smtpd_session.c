@@ -2,27 +2,43 @@
  * NAME
  *	smtpd_session - SMTP server sessions: life cycle, I/O, input loop
  * DESCRIPTION
- *	One process serves many sessions in one event loop. Input is read
- *	into a bounded buffer and cut into commands by the pure parser
- *	(lib/smtp_command.c) or, in DATA, decoded by lib/smtp_data.c.
- *	Replies are queued in the session's output buffer and flushed in
- *	the before-sleep hook, so the replies to pipelined commands leave
- *	in one write. A session is freed through event_defer(), never
- *	inside its own callback.
+ *	One process serves many sessions in one event loop. Each session
+ *	reads and writes through a lib/conn.h connection (plain, STARTTLS
+ *	or SMTPS): input lands in the bounded conn->in and is cut into
+ *	commands by the pure parser (lib/smtp_command.c) or, in DATA,
+ *	decoded by lib/smtp_data.c; during AUTH the next line is a SASL
+ *	response. Replies are queued in conn->out and flushed in the
+ *	before-sleep hook, so the replies to pipelined commands leave in
+ *	one write. A session is freed through event_defer(), never inside
+ *	its own callback.
  *
- *	Input is paused (the fd is not watched for reading) while the
- *	session waits for a group commit, while an error delay runs, while
- *	the client does not read its replies, and once closing.
+ *	Input is paused while the session waits for a group commit, for a
+ *	password check or an AUTH failure delay, while an error delay runs
+ *	(then its replies are held back too), while the client does not
+ *	read its replies, and once closing.
+ *
+ *	TLS: with smtpd_tls_wrappermode the handshake starts at accept and
+ *	the greeting follows it. STARTTLS queues "220 2.0.0 Ready to start
+ *	TLS"; conn_start_tls() sends it in the clear, throws away whatever
+ *	the client sent behind the command (the STARTTLS-injection class
+ *	of attacks) and makes the handshake. Afterwards the session starts
+ *	over as RFC 3207 4.2 demands: no HELO, no transaction, no AUTH, a
+ *	fresh command parser; only the TLS facts remain. A handshake that
+ *	fails ends the session.
  * LIMITS
  *	smtpd_process_session_limit sessions per process ("421 4.7.0
- *	Server busy" beyond); smtpd_client_connection_count_limit per
- *	client address and process (mynetworks exempt); smtpd_timeout per
- *	read; smtpd_soft_error_limit / smtpd_hard_error_limit errors.
- *	Input buffer SMTPD_IN_MAX bytes; output beyond SMTPD_OUT_MAX
- *	pauses input.
+ *	Server busy" beyond; SMTPS clients are just closed);
+ *	smtpd_client_connection_count_limit per client address and process
+ *	(mynetworks exempt); smtpd_timeout per read (and for a TLS
+ *	handshake); smtpd_soft_error_limit / smtpd_hard_error_limit errors.
+ *	Input buffer SMTPD_IN_MAX bytes; output beyond SMTPD_OUT_MAX pauses
+ *	input; a SASL response line is at most SMTPD_SASL_LINE_MAX bytes
+ *	(RFC 4954 4: 12288), longer ones are refused and skipped.
  * DIAGNOSTICS
  *	Postfix-shaped log lines: "connect from", "disconnect from ...
- *	commands=N", "lost connection after X from", "timeout after X from".
+ *	commands=N", "lost connection after X from", "timeout after X from",
+ *	"Anonymous TLS connection established from name[addr]: TLSv1.3
+ *	with cipher ..." (Trusted / Untrusted with a client certificate).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,17 +55,19 @@
 #include "resolve.h"
 #include "server.h"
 #include "smtpd.h"
+#include "tls.h"
 #include "xalloc.h"
 
 #define SMTPD_IN_MAX  (64 * 1024)
-#define SMTPD_READ    (16 * 1024)
 #define SMTPD_OUT_MAX (64 * 1024)
+#define SMTPD_SASL_LINE_MAX 12288
 
 static struct smtpd_session *session_list;
 static int session_count;
 
 static const char *const state_names[] = {
-    "INIT", "HELO", "MAIL", "RCPT", "DATA", "WAIT_COMMIT", "CLOSING",
+    "INIT", "HELO", "MAIL", "RCPT", "DATA", "WAIT_COMMIT", "CLOSING", "TLS", "SASL",
+    "AUTH_CHECK",
 };
 
 static const char *const counter_names[SMTPD_CNT_COUNT] = {
@@ -78,19 +96,40 @@ void smtpd_set_state(struct smtpd_session *s, enum smtpd_state state)
     s->state = state;
 }
 
+const char *smtpd_protocol(const struct smtpd_session *s)
+{
+    /* RFC 3848 and RFC 6531 4.3: S for TLS, A for SMTP AUTH. */
+    static char text[16];
+    snprintf(text, sizeof(text), "%s%s%s",
+             s->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", s->tls ? "S" : "",
+             s->sasl_username != NULL ? "A" : "");
+    return text;
+}
+
+int smtpd_starttls_offered(const struct smtpd_session *s)
+{
+    return smtpd_var.tls_ctx != NULL && smtpd_var.tls_level != SMTPD_TLS_NONE && !s->tls;
+}
+
+int smtpd_auth_offered(const struct smtpd_session *s)
+{
+    return smtpd_var.sasl_enable && (s->tls || !smtpd_var.tls_auth_only);
+}
+
 /* ---- output ---- */
 
 static void reply_v(struct smtpd_session *s, int count, const char *fmt, va_list ap)
 {
-    if (s->lost)
+    if (s->lost || s->conn->closed)
         return;
-    size_t start = s->out.len;
-    buf_vprintf(&s->out, fmt, ap);
-    buf_append(&s->out, "\r\n", 2);
+    struct buf *out = &s->conn->out;
+    size_t start = out->len;
+    buf_vprintf(out, fmt, ap);
+    buf_append(out, "\r\n", 2);
     if (log_verbose)
-        msg_debug("> %s: %.*s", smtpd_client(s), (int)(s->out.len - start - 2),
-                  s->out.data + start);
-    char code = s->out.data[start];
+        msg_debug("> %s: %.*s", smtpd_client(s), (int)(out->len - start - 2),
+                  out->data + start);
+    char code = out->data[start];
     /* The error delay itself is armed by session_process() after the
        command, so a handler may send several lines first. */
     if (count && (code == '4' || code == '5'))
@@ -114,29 +153,15 @@ void smtpd_reply_nocount(struct smtpd_session *s, const char *fmt, ...)
 }
 
 /* Returns 0 when everything was written, 1 when output is pending,
-   -1 when the peer is gone. */
+   -1 when the peer is gone (conn then reports CLOSED: at once, or
+   right after the running conn callback). */
 static int session_flush(struct smtpd_session *s)
 {
-    if (s->lost)
+    if (s->lost || s->conn->closed)
         return -1;
-    if (s->out.len == 0)
+    if (s->conn->out.len == 0)
         return 0;
-    for (;;) {
-        ssize_t n = send(s->fd, s->out.data, s->out.len, MSG_NOSIGNAL);
-        if (n > 0) {
-            buf_consume(&s->out, (size_t)n);
-            if (s->out.len == 0)
-                return 0;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 1;
-        s->lost = 1;
-        buf_reset(&s->out);
-        return -1;
-    }
+    return conn_flush(s->conn);
 }
 
 /* ---- life cycle ---- */
@@ -148,6 +173,7 @@ static void session_free(struct event_loop *loop, void *ctx)
         queue_writer_abort(&s->qw);
     }
     smtpd_queue_forget(s);
+    smtpd_auth_forget(s);
     char counts[512];
     size_t off = 0;
     unsigned ok = 0, all = 0;
@@ -171,15 +197,15 @@ static void session_free(struct event_loop *loop, void *ctx)
         msg_info("disconnect from %s%s commands=%u/%u", smtpd_client(s), counts, ok, all);
     event_timer_cancel(loop, &s->idle_timer);
     event_timer_cancel(loop, &s->sleep_timer);
-    event_fd_del(loop, s->fd);
-    close(s->fd);
+    conn_destroy(&s->conn);
     s->state = SMTPD_STATE_CLOSING;
     smtpd_transaction_reset(s);
     smtp_command_parser_destroy(&s->parser);
-    buf_free(&s->in);
-    buf_free(&s->out);
     buf_free(&s->piece);
     free(s->helo);
+    free(s->tls_info);
+    free(s->tls_peer);
+    free(s->sasl_username);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -198,8 +224,10 @@ static void session_schedule_free(struct smtpd_session *s)
     s->freed = 1;
     s->closing = 1;
     event_timer_cancel(s->loop, &s->sleep_timer);
-    event_fd_set(s->loop, s->fd, 0);
-    s->mask = 0;
+    if (!s->conn->closed) {
+        conn_pause_input(s->conn, 1);
+        conn_hold_output(s->conn, 1);
+    }
     event_defer(s->loop, session_free, s);
 }
 
@@ -210,7 +238,7 @@ void smtpd_close(struct smtpd_session *s)
     session_update_events(s);
 }
 
-/* The peer went away (EOF, reset) before QUIT. */
+/* The peer went away (EOF, reset, TLS failure) before QUIT. */
 static void session_lost(struct smtpd_session *s)
 {
     if (!s->closing) {
@@ -224,7 +252,6 @@ static void session_lost(struct smtpd_session *s)
             msg_info("lost connection after %s from %s", s->where, smtpd_client(s));
     }
     s->lost = 1;
-    buf_reset(&s->out);
     if (s->qw != NULL)
         queue_writer_abort(&s->qw);
     /* WAIT_COMMIT: the file is already in incoming/; the commit still
@@ -255,22 +282,21 @@ void smtpd_transaction_reset(struct smtpd_session *s)
 
 /* ---- events ---- */
 
-static int want_read(const struct smtpd_session *s)
-{
-    return !s->closing && !s->lost && s->state != SMTPD_STATE_WAIT_COMMIT &&
-           s->sleep_timer == NULL && s->in.len < SMTPD_IN_MAX && s->out.len < SMTPD_OUT_MAX;
-}
-
+/* Reading stops while the session cannot take input; conn itself also
+   stops while conn->in is full or too much output waits. Replies are
+   held back during the error delay. */
 static void session_update_events(struct smtpd_session *s)
 {
-    if (s->freed)
+    if (s->freed || s->conn->closed)
         return;
-    int mask = (want_read(s) ? EVENT_READ : 0) |
-               (s->out.len > 0 && s->sleep_timer == NULL ? EVENT_WRITE : 0);
-    if (mask != s->mask) {
-        event_fd_set(s->loop, s->fd, mask);
-        s->mask = mask;
+    int held = s->sleep_timer != NULL;
+    if (held != s->output_held) {
+        s->output_held = held;
+        conn_hold_output(s->conn, held);
     }
+    conn_pause_input(s->conn, s->closing || s->lost || s->sleep_timer != NULL ||
+                                  s->state == SMTPD_STATE_WAIT_COMMIT ||
+                                  s->state == SMTPD_STATE_AUTH_CHECK);
 }
 
 static void idle_timeout(struct event_loop *loop, void *ctx)
@@ -283,6 +309,11 @@ static void idle_timeout(struct event_loop *loop, void *ctx)
     }
     msg_info("timeout after %s from %s", s->state == SMTPD_STATE_DATA ? "DATA" : s->where,
              smtpd_client(s));
+    if (s->state == SMTPD_STATE_TLS) {
+        /* Mid-handshake: there is no channel for a reply. */
+        session_schedule_free(s);
+        return;
+    }
     smtpd_reply_nocount(s, "421 4.4.2 %s Error: timeout exceeded", smtpd_var.myhostname);
     smtpd_close(s);
     session_update_events(s);
@@ -294,6 +325,14 @@ static void idle_restart(struct smtpd_session *s)
     s->idle_timer = event_timer_add(s->loop, smtpd_var.timeout_ms, idle_timeout, s);
 }
 
+void smtpd_auth_pause(struct smtpd_session *s)
+{
+    smtpd_set_state(s, SMTPD_STATE_AUTH_CHECK);
+    /* The client waits for us: no idle timeout meanwhile. */
+    event_timer_cancel(s->loop, &s->idle_timer);
+    session_update_events(s);
+}
+
 static void sleep_done(struct event_loop *loop, void *ctx)
 {
     struct smtpd_session *s = ctx;
@@ -303,45 +342,103 @@ static void sleep_done(struct event_loop *loop, void *ctx)
     session_update_events(s);
 }
 
-static void session_io(struct event_loop *loop, int fd, int events, void *ctx)
+/* ---- TLS ---- */
+
+static struct smtp_command_parser *parser_new(void)
+{
+    struct smtp_command_limits limits;
+    smtp_command_limits_default(&limits);
+    limits.max_line = smtpd_var.line_length_limit > 2 ? (size_t)smtpd_var.line_length_limit - 2
+                                                      : 510;
+    limits.forbid_bare_newline = smtpd_var.forbid_bare_newline;
+    limits.smtputf8 = smtpd_var.smtputf8_enable;
+    return smtp_command_parser_create(&limits);
+}
+
+void smtpd_start_tls(struct smtpd_session *s)
+{
+    if (s->conn->in.len > 0 && !s->pipelining_logged) {
+        s->pipelining_logged = 1;
+        msg_info("improper command pipelining after STARTTLS from %s", smtpd_client(s));
+    }
+    /* RFC 3207 4.2: forget everything the client said before. */
+    smtpd_transaction_reset(s);
+    xfree(&s->helo);
+    s->esmtp = 0;
+    xfree(&s->sasl_username);
+    s->sasl_method = NULL;
+    smtpd_set_state(s, SMTPD_STATE_TLS);
+    /* Discards conn->in; the command parser holds no input of its own
+       (STARTTLS was a complete line), but a fresh one is certain. */
+    smtp_command_parser_destroy(&s->parser);
+    s->parser = parser_new();
+    (void)conn_start_tls(s->conn, smtpd_var.tls_ctx);   /* failure: CLOSED follows */
+}
+
+static void tls_ready(struct smtpd_session *s)
+{
+    if (s->state != SMTPD_STATE_TLS)
+        return;
+    char text[200], peer[300];
+    tls_describe(s->conn->ssl, text, sizeof(text));
+    enum tls_peer_status st = tls_peer_summary(s->conn->ssl, smtpd_var.tls_ask_ccert, peer,
+                                               sizeof(peer));
+    s->tls = 1;
+    free(s->tls_info);
+    s->tls_info = xstrdup(text);
+    free(s->tls_peer);
+    s->tls_peer = xstrdup(peer);
+    msg_info("%s TLS connection established from %s: %s",
+             st == TLS_PEER_TRUSTED ? "Trusted" : st == TLS_PEER_UNTRUSTED ? "Untrusted"
+                                                                        : "Anonymous",
+             smtpd_client(s), text);
+    if (log_verbose)
+        msg_debug("%s: TLS session %s; %s", smtpd_client(s),
+                  SSL_session_reused(s->conn->ssl) ? "reused" : "new", peer);
+    smtpd_set_state(s, SMTPD_STATE_INIT);
+    if (smtpd_var.tls_wrappermode)   /* SMTPS: the greeting comes through TLS */
+        smtpd_reply_nocount(s, "220 %s", smtpd_var.smtpd_banner);
+    idle_restart(s);
+    session_process(s);
+}
+
+static void session_conn_event(struct conn *conn, enum conn_event event, void *ctx)
 {
     struct smtpd_session *s = ctx;
     if (s->freed)
         return;
-    if (events & EVENT_WRITE) {
-        if (session_flush(s) < 0) {
-            session_lost(s);
-            return;
+    switch (event) {
+    case CONN_EVENT_INPUT:
+        if (s->closing || s->state == SMTPD_STATE_TLS) {
+            buf_reset(&conn->in);
+            break;
         }
+        idle_restart(s);
+        session_process(s);
+        /* The client half-closed after its last commands: their replies
+           still go out before the CLOSED that follows. */
+        if (conn->read_eof && s->sleep_timer == NULL)
+            session_flush(s);
+        break;
+    case CONN_EVENT_CLOSED:
+        session_lost(s);
+        break;
+    case CONN_EVENT_TLS_READY:
+        tls_ready(s);
+        break;
     }
-    if ((events & (EVENT_READ | EVENT_ERROR)) && want_read(s)) {
-        ssize_t n = buf_read_fd(&s->in, fd, SMTPD_READ);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            /* Commands that arrived together with the EOF still count,
-               and a client that half-closed after QUIT gets its reply. */
-            session_process(s);
-            if (s->sleep_timer == NULL)
-                session_flush(s);
-            session_lost(s);
-            return;
-        }
-        if (n > 0) {
-            idle_restart(s);
-            session_process(s);
-        }
-    }
-    session_update_events(s);
 }
 
 /* ---- input loop ---- */
 
 static void process_data(struct smtpd_session *s)
 {
+    struct buf *in = &s->conn->in;
     size_t off = 0;
-    while (off < s->in.len) {
+    while (off < in->len) {
         size_t used;
-        enum smtp_data_status st = smtp_data_decode(&s->data, s->in.data + off,
-                                                    s->in.len - off, &used, &s->piece);
+        enum smtp_data_status st = smtp_data_decode(&s->data, in->data + off, in->len - off,
+                                                    &used, &s->piece);
         off += used;
         if (st == SMTP_DATA_NEED_MORE)
             break;
@@ -350,12 +447,12 @@ static void process_data(struct smtpd_session *s)
             buf_reset(&s->piece);
             continue;
         }
-        buf_consume(&s->in, off);
+        buf_consume(in, off);
         s->where = "END-OF-MESSAGE";
         smtpd_queue_finish(s);
         return;
     }
-    buf_consume(&s->in, off);
+    buf_consume(in, off);
     /* Keep the pending partial piece small: it already went through the
        decoder, so write it out now instead of holding it. */
     if (s->piece.len >= s->data.limits.max_piece) {
@@ -364,12 +461,72 @@ static void process_data(struct smtpd_session *s)
     }
 }
 
+static void bare_lf(struct smtpd_session *s)
+{
+    msg_info("disallowed bare <LF> received from %s", smtpd_client(s));
+    smtpd_reply_nocount(s, "521 5.5.2 %s Error: bare <LF> received", smtpd_var.myhostname);
+    smtpd_close(s);
+}
+
+/* One SASL response line. Returns 0 when more input is needed. */
+static int process_sasl_line(struct smtpd_session *s)
+{
+    struct buf *in = &s->conn->in;
+    if (s->sasl_skipping) {
+        const char *nl = in->len ? memchr(in->data, '\n', in->len) : NULL;
+        if (nl == NULL) {
+            buf_reset(in);
+            return 0;
+        }
+        buf_consume(in, (size_t)(nl - in->data) + 1);
+        s->sasl_skipping = 0;
+        return 1;
+    }
+    const char *line;
+    size_t len, consume;
+    int crlf;
+    switch (buf_read_line(in, SMTPD_SASL_LINE_MAX, &line, &len, &crlf, &consume)) {
+    case BUF_LINE_NEED_MORE:
+        return 0;
+    case BUF_LINE_TOO_LONG: {
+        const char *nl = memchr(in->data, '\n', in->len);
+        if (nl == NULL) {
+            s->sasl_skipping = 1;
+            buf_reset(in);
+        } else {
+            buf_consume(in, (size_t)(nl - in->data) + 1);
+        }
+        smtpd_auth_response(s, NULL, 0);
+        return 1;
+    }
+    case BUF_LINE_OK:
+        break;
+    }
+    if (!crlf && smtpd_var.forbid_bare_newline) {
+        buf_consume(in, consume);
+        bare_lf(s);
+        return 1;
+    }
+    char *copy = xstrndup(line, len);
+    buf_consume(in, consume);
+    smtpd_auth_response(s, copy, len);
+    explicit_bzero(copy, len);
+    free(copy);
+    return 1;
+}
+
+static int processable(const struct smtpd_session *s)
+{
+    return !s->closing && !s->lost && s->sleep_timer == NULL &&
+           s->state != SMTPD_STATE_WAIT_COMMIT && s->state != SMTPD_STATE_TLS &&
+           s->state != SMTPD_STATE_AUTH_CHECK && s->conn->out.len < SMTPD_OUT_MAX;
+}
+
 static void session_process(struct smtpd_session *s)
 {
-    while (!s->closing && !s->lost && s->sleep_timer == NULL &&
-           s->state != SMTPD_STATE_WAIT_COMMIT && s->out.len < SMTPD_OUT_MAX) {
+    while (processable(s)) {
         if (s->state == SMTPD_STATE_DATA) {
-            if (s->in.len == 0)
+            if (s->conn->in.len == 0)
                 break;
             process_data(s);
             continue;
@@ -381,27 +538,32 @@ static void session_process(struct smtpd_session *s)
             smtpd_close(s);
             break;
         }
-        struct smtp_command cmd;
-        enum smtp_command_error err;
         int errors_before = s->errors;
-        enum smtp_command_status st = smtp_command_parser_next(s->parser, &s->in, &cmd, &err);
-        if (st == SMTP_COMMAND_NEED_MORE)
-            break;
-        if (st == SMTP_COMMAND_ERROR) {
-            if (err == SMTP_CMDERR_BARE_LF) {
-                msg_info("disallowed bare <LF> received from %s", smtpd_client(s));
-                smtpd_reply_nocount(s, "521 5.5.2 %s Error: bare <LF> received",
-                                    smtpd_var.myhostname);
-                smtpd_close(s);
+        /* The tail of an overlong SASL response is skipped even though
+           the exchange already ended. */
+        if (s->state == SMTPD_STATE_SASL || s->sasl_skipping) {
+            if (!process_sasl_line(s))
                 break;
-            }
-            smtpd_reply(s, "%s", smtp_command_error_reply(err));
         } else {
-            smtpd_command_dispatch(s, &cmd);
-            smtp_command_clear(&cmd);
+            struct smtp_command cmd;
+            enum smtp_command_error err;
+            enum smtp_command_status st = smtp_command_parser_next(s->parser, &s->conn->in,
+                                                                   &cmd, &err);
+            if (st == SMTP_COMMAND_NEED_MORE)
+                break;
+            if (st == SMTP_COMMAND_ERROR) {
+                if (err == SMTP_CMDERR_BARE_LF) {
+                    bare_lf(s);
+                    break;
+                }
+                smtpd_reply(s, "%s", smtp_command_error_reply(err));
+            } else {
+                smtpd_command_dispatch(s, &cmd);
+                smtp_command_clear(&cmd);
+            }
         }
         if (s->errors > errors_before && s->errors >= smtpd_var.soft_error_limit &&
-            smtpd_var.error_sleep_ms > 0 && !s->closing) {
+            smtpd_var.error_sleep_ms > 0 && !s->closing && !s->lost) {
             /* The reply is held back with the rest of the input; the
                client is not waited for meanwhile, so no idle timeout. */
             event_timer_cancel(s->loop, &s->idle_timer);
@@ -438,19 +600,16 @@ static void flush_all(void)
     for (struct smtpd_session *s = session_list; s != NULL; s = s->next) {
         if (s->freed)
             continue;
-        if (s->sleep_timer == NULL && s->out.len > 0 && session_flush(s) < 0) {
-            if (!s->closing)
-                session_lost(s);
-            else
-                session_schedule_free(s);
+        /* A failed flush reports CLOSED at once: session_lost() then
+           schedules the free (or keeps a WAIT_COMMIT session). */
+        if (s->sleep_timer == NULL && s->conn->out.len > 0 && session_flush(s) < 0)
             continue;
-        }
-        if (s->closing && (s->out.len == 0 || s->lost)) {
+        if (s->closing && (s->conn->out.len == 0 || s->lost)) {
             session_schedule_free(s);
             continue;
         }
         /* Output drained below the limit: more pipelined input can run. */
-        if (!s->closing && s->in.len > 0 && s->sleep_timer == NULL)
+        if (!s->closing && s->conn->in.len > 0 && s->sleep_timer == NULL)
             session_process(s);
         session_update_events(s);
     }
@@ -480,12 +639,15 @@ static void peer_address(const struct sockaddr *peer, socklen_t len, char *addr,
     }
 }
 
+/* text NULL: just close (SMTPS clients expect a TLS record, not text). */
 static void refuse(int fd, const char *text)
 {
-    char line[256];
-    int n = snprintf(line, sizeof(line), "%s\r\n", text);
-    if (n > 0 && send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-        /* best effort: the connection is closed either way */
+    if (text != NULL) {
+        char line[256];
+        int n = snprintf(line, sizeof(line), "%s\r\n", text);
+        if (n > 0 && send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+            /* best effort: the connection is closed either way */
+        }
     }
     close(fd);
 }
@@ -495,12 +657,13 @@ void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr
 {
     char addr[64];
     peer_address(peer, peer_len, addr, sizeof(addr));
+    int wrapper = smtpd_var.tls_wrappermode;
     if (session_count >= smtpd_var.process_session_limit) {
         msg_warn("session limit %lld reached: refusing %s", smtpd_var.process_session_limit,
                  addr);
         char text[200];
         snprintf(text, sizeof(text), "421 4.7.0 %s Server busy", smtpd_var.myhostname);
-        refuse(fd, text);
+        refuse(fd, wrapper ? NULL : text);
         return;
     }
     if (smtpd_var.client_connection_limit > 0) {
@@ -513,36 +676,25 @@ void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr
             char text[200];
             snprintf(text, sizeof(text), "421 4.7.0 %s Error: too many connections from %s",
                      smtpd_var.myhostname, addr);
-            refuse(fd, text);
+            refuse(fd, wrapper ? NULL : text);
             return;
         }
     }
+    if (wrapper && smtpd_var.tls_ctx == NULL) {
+        refuse(fd, NULL);   /* logged once at start */
+        return;
+    }
     struct smtpd_session *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
-    s->fd = fd;
     memcpy(s->addr, addr, sizeof(s->addr));
     s->name = strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0 ? "localhost"
                                                                            : "unknown";
     s->state = SMTPD_STATE_INIT;
     s->where = "CONNECT";
-    buf_init(&s->in, 0);
-    buf_init(&s->out, 0);
     buf_init(&s->piece, 0);
-    struct smtp_command_limits limits;
-    smtp_command_limits_default(&limits);
-    limits.max_line = smtpd_var.line_length_limit > 2 ? (size_t)smtpd_var.line_length_limit - 2
-                                                      : 510;
-    limits.forbid_bare_newline = smtpd_var.forbid_bare_newline;
-    limits.smtputf8 = smtpd_var.smtputf8_enable;
-    s->parser = smtp_command_parser_create(&limits);
-    if (event_fd_add(loop, fd, EVENT_READ, session_io, s) < 0) {
-        msg_warn("cannot watch connection from %s: %m", addr);
-        smtp_command_parser_destroy(&s->parser);
-        free(s);
-        close(fd);
-        return;
-    }
-    s->mask = EVENT_READ;
+    s->parser = parser_new();
+    s->conn = conn_create(loop, fd, peer, peer_len, SMTPD_IN_MAX, SMTPD_OUT_MAX - 1,
+                          session_conn_event, s);
     s->next = session_list;
     if (session_list)
         session_list->prev = s;
@@ -550,8 +702,13 @@ void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr
     session_count++;
     server_session_count(session_count);
     msg_info("connect from %s", smtpd_client(s));
-    smtpd_reply_nocount(s, "220 %s", smtpd_var.smtpd_banner);
     idle_restart(s);
+    if (wrapper) {
+        s->state = SMTPD_STATE_TLS;
+        (void)conn_start_tls(s->conn, smtpd_var.tls_ctx);   /* failure: CLOSED at once */
+        return;
+    }
+    smtpd_reply_nocount(s, "220 %s", smtpd_var.smtpd_banner);
 }
 
 /* SIGTERM (exit follows) or SIGHUP (drain): push out what is queued;
