@@ -503,3 +503,17 @@ def test_a_slow_destination_does_not_starve_another(outbound_net):
     slow.wait_transactions(20, timeout=30)
     # smtp_destination_concurrency_limit held, and it was used.
     assert slow.max_active_data == 2, slow.max_active_data
+
+
+def test_next_message_reuses_the_cached_connection(sink_net):
+    """Connection reuse: a second message to the same destination soon
+    after the first travels over the same SMTP connection."""
+    sink = sink_net.sink(SINK_ADDR)
+    a = sink_net.a
+    a.send("alice@a.test", ["one@sink.test"], message("first", to="one@sink.test"))
+    sink.wait_transactions(1, timeout=20)
+    a.send("alice@a.test", ["two@sink.test"], message("second", to="two@sink.test"))
+    ts = sink.wait_transactions(2, timeout=20)
+    # The same client port: one TCP connection carried both transactions.
+    assert ts[0].peer == ts[1].peer, (ts[0].peer, ts[1].peer)
+    assert [t.rcpt_tos for t in ts] == [["one@sink.test"], ["two@sink.test"]]
