@@ -448,6 +448,25 @@ void qmgr_active_requeue(struct qmgr_msg *m, size_t i, int count_loss)
     ready_add(m);
 }
 
+/* The DSN lines for the recipients in state (at most max). */
+static size_t report_rcpts(const struct qmgr_msg *m, enum qmgr_rstate state,
+                           struct bounce_rcpt *br, size_t max)
+{
+    const struct queue_file *qf = m->qf;
+    size_t n = 0;
+    for (size_t i = 0; i < qf->rcpt_count && n < max; i++) {
+        if (m->rs[i].state != state)
+            continue;
+        br[n].address = qmgr_active_address(m, i);
+        br[n].orig_address = m->rs[i].route_addr ? qf->rcpts[i].address : NULL;
+        br[n].dsn = m->rs[i].dsn;
+        br[n].reason = m->rs[i].reason;
+        br[n].last_attempt = time(NULL);
+        n++;
+    }
+    return n;
+}
+
 /* Queues the notice for the bounced recipients. Returns 0 when they may
    be marked done, -1 when they must stay (retry later). *new_id_r gets the
    notice's ID (or NULL). */
@@ -465,17 +484,7 @@ static int send_notice(struct qmgr_msg *m, size_t nbounce, char **new_id_r)
         to = config_str("2bounce_notice_recipient");
     }
     struct bounce_rcpt *br = xcalloc(nbounce, sizeof(*br));
-    size_t n = 0;
-    for (size_t i = 0; i < qf->rcpt_count; i++) {
-        if (m->rs[i].state != QR_BOUNCED)
-            continue;
-        br[n].address = qmgr_active_address(m, i);
-        br[n].orig_address = m->rs[i].route_addr ? qf->rcpts[i].address : NULL;
-        br[n].dsn = m->rs[i].dsn;
-        br[n].reason = m->rs[i].reason;
-        br[n].last_attempt = time(NULL);
-        n++;
-    }
+    size_t n = report_rcpts(m, QR_BOUNCED, br, nbounce);
     const char *error = NULL;
     int r = bounce_queue(qmgr_queue_dir, qf, to, br, n, 0, new_id_r, &error);
     free(br);
@@ -491,17 +500,7 @@ static char *send_delay_warning(struct qmgr_msg *m, size_t ndefer)
 {
     const struct queue_file *qf = m->qf;
     struct bounce_rcpt *br = xcalloc(ndefer, sizeof(*br));
-    size_t n = 0;
-    for (size_t i = 0; i < qf->rcpt_count && n < ndefer; i++) {
-        if (m->rs[i].state != QR_DEFERRED)
-            continue;
-        br[n].address = qmgr_active_address(m, i);
-        br[n].orig_address = m->rs[i].route_addr ? qf->rcpts[i].address : NULL;
-        br[n].dsn = m->rs[i].dsn;
-        br[n].reason = m->rs[i].reason;
-        br[n].last_attempt = time(NULL);
-        n++;
-    }
+    size_t n = report_rcpts(m, QR_DEFERRED, br, ndefer);
     char *new_id = NULL;
     const char *error = NULL;
     if (bounce_queue(qmgr_queue_dir, qf, qf->sender, br, n, 1, &new_id, &error) < 0) {
