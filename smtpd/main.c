@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "content_filter.h"
 #include "log.h"
 #include "server.h"
 #include "smtpd.h"
@@ -85,7 +86,6 @@ static void smtpd_init(struct event_loop *loop)
     smtpd_var.myorigin = config_str("myorigin");
     smtpd_var.mail_name = config_str("mail_name");
     smtpd_var.smtpd_banner = config_str("smtpd_banner");
-    smtpd_var.relay_restrictions = config_split_list(config_str("smtpd_relay_restrictions"), NULL);
     smtpd_var.message_size_limit = config_int("message_size_limit");
     smtpd_var.recipient_limit = config_int("smtpd_recipient_limit");
     smtpd_var.timeout_ms = config_time("smtpd_timeout") * 1000;
@@ -98,23 +98,30 @@ static void smtpd_init(struct event_loop *loop)
     smtpd_var.process_session_limit = server_fit_session_limit(
         "smtpd_process_session_limit", smtpd_var.process_session_limit, SMTPD_FD_PER_SESSION,
         SMTPD_FD_RESERVE);
-    smtpd_var.client_connection_limit = config_int("smtpd_client_connection_count_limit");
+    smtpd_var.greet_wait_ms = config_time("smtpd_greet_wait") * 1000;
     smtpd_var.hopcount_limit = config_int_positive("hopcount_limit", 50);
     smtpd_var.line_length_limit = config_int("line_length_limit");
     if (smtpd_var.line_length_limit < 512)
         smtpd_var.line_length_limit = 512;   /* RFC 5321 4.5.3.1.4 minimum */
-    smtpd_var.unknown_local_code = config_int("unknown_local_recipient_reject_code");
     smtpd_var.disable_vrfy = config_bool("disable_vrfy_command");
     smtpd_var.helo_required = config_bool("smtpd_helo_required");
     smtpd_var.forbid_bare_newline = config_bool("smtpd_forbid_bare_newline");
     smtpd_var.smtputf8_enable = config_bool("smtputf8_enable");
-    smtpd_var.reject_unlisted_recipient = config_bool("smtpd_reject_unlisted_recipient");
     smtpd_var.sasl_enable = config_bool("smtpd_sasl_auth_enable");
     smtpd_var.tls_auth_only = config_bool("smtpd_tls_auth_only");
     smtpd_tls_init();
     /* Postfix: the encrypt level implies smtpd_tls_auth_only. */
     if (smtpd_var.tls_level == SMTPD_TLS_ENCRYPT)
         smtpd_var.tls_auth_only = 1;
+    smtpd_policy_init(loop);
+    const char *error = NULL;
+    smtpd_var.content_checks = content_checks_open_config(&error);
+    if (smtpd_var.content_checks == NULL) {
+        /* Fail closed, as Postfix's cleanup defers: every DATA gets 451. */
+        msg_warn("content checks unusable (%s): mail will be deferred",
+                 error ? error : "unknown error");
+        smtpd_var.content_checks_broken = 1;
+    }
     smtpd_session_init(loop);
 }
 

@@ -8,8 +8,10 @@
  *	smtpd_commands.c  the command table and one handler per command
  *	smtpd_auth.c      SMTP AUTH (RFC 4954): PLAIN and LOGIN exchanges,
  *	                  the password check on lib/auth's worker thread
- *	smtpd_queue.c     queue file writing during DATA, group commit,
- *	                  qmgr notification
+ *	smtpd_queue.c     queue file writing during DATA, content checks
+ *	                  (lib/content_filter), group commit, qmgr notification
+ *	smtpd_policy.c    the restriction engine (lib/policy) and the
+ *	                  per-client limits (lib/anvil) at each SMTP stage
  *	main.c            parameters and server hooks
  */
 #ifndef POSTERN_SMTPD_H
@@ -34,7 +36,6 @@ struct smtpd_params {
     const char *myorigin;
     const char *mail_name;
     const char *smtpd_banner;
-    char **relay_restrictions;   /* split once at start-up */
     long long message_size_limit;
     long long recipient_limit;
     long long timeout_ms;
@@ -42,15 +43,13 @@ struct smtpd_params {
     long long soft_error_limit;
     long long error_sleep_ms;
     long long process_session_limit;
-    long long client_connection_limit;
+    long long greet_wait_ms;     /* smtpd_greet_wait: pre-greeting talker test */
     long long hopcount_limit;
     long long line_length_limit;
-    long long unknown_local_code;
     int disable_vrfy;
     int helo_required;
     int forbid_bare_newline;
     int smtputf8_enable;
-    int reject_unlisted_recipient;
     /* TLS (smtpd_tls_*) */
     int tls_level;              /* SMTPD_TLS_NONE / MAY / ENCRYPT */
     int tls_wrappermode;        /* SMTPS: TLS from the first byte */
@@ -60,6 +59,13 @@ struct smtpd_params {
     /* SASL (smtpd_sasl_*) */
     int sasl_enable;
     int tls_auth_only;          /* AUTH only over TLS */
+    /* Restrictions, limits and content checks (smtpd_policy.c,
+       smtpd_queue.c), created once per process. */
+    struct policy *policy;
+    struct anvil *anvil;
+    struct content_checks *content_checks;   /* NULL: a table failed to open */
+    int content_checks_broken;
+    const char *service;
 };
 
 enum { SMTPD_TLS_NONE, SMTPD_TLS_MAY, SMTPD_TLS_ENCRYPT };
@@ -88,6 +94,21 @@ enum smtpd_counter {
 };
 
 struct auth_request;
+struct policy_session;
+struct policy_check;
+struct content_filter;
+
+/* What a pending restriction check continues with. */
+enum smtpd_pending {
+    SMTPD_PENDING_NONE,
+    SMTPD_PENDING_CONNECT,
+    SMTPD_PENDING_HELO,
+    SMTPD_PENDING_MAIL,
+    SMTPD_PENDING_RCPT,
+    SMTPD_PENDING_VRFY,
+    SMTPD_PENDING_DATA,
+    SMTPD_PENDING_END_OF_DATA,
+};
 
 struct smtpd_session {
     struct event_loop *loop;
@@ -103,10 +124,29 @@ struct smtpd_session {
     struct smtp_command_parser *parser;
     struct event_timer *idle_timer;
     struct event_timer *sleep_timer;   /* error delay: input and output paused */
+    struct event_timer *greet_timer;   /* smtpd_greet_wait before the banner */
+    int banner_sent;            /* 220 (or the CONNECT rejection) queued */
+    char *connect_reject;       /* CONNECT rejected: the reply instead of 220 */
+    int access_denied;          /* ... and every later command gets 503 */
+    int anvil_counted;          /* anvil_connect() done: disconnect at free */
+    long long accept_ms;        /* event_now_ms() at accept */
+    long long data_progress;    /* DATA bytes since the timer was last restarted */
     const char *where;          /* last command, for "lost connection after X" */
     int errors;
     long long rcpt_overshoot;
     int pipelining_logged;
+    int unauth_pipelining;      /* sticky: input came before a reply it needed */
+    int cmd_unauth_pipelining;  /* the command being handled was pipelined too early */
+
+    /* Restriction checks (smtpd_policy.c): at most one outstanding,
+       input is paused meanwhile. */
+    struct policy_session *psess;
+    struct policy_check *pcheck;
+    enum smtpd_pending pending;
+    enum smtpd_counter pending_counter;
+    char *pending_path;         /* MAIL / RCPT / VRFY address as sent */
+    int pending_smtputf8;
+    int pending_body_8bit;
     unsigned counts_ok[SMTPD_CNT_COUNT];
     unsigned counts_all[SMTPD_CNT_COUNT];
 
@@ -134,6 +174,12 @@ struct smtpd_session {
 
     /* Transaction (MAIL .. end of DATA). */
     char *sender;               /* NULL outside a transaction; "" for <> */
+    char *sender_raw;           /* MAIL FROM as sent (not qualified) */
+    int discard;                /* policy DISCARD: accept, never queue */
+    int hold;                   /* policy or content HOLD: queue into hold/ */
+    char **prepend;             /* policy PREPEND header lines */
+    size_t prepend_count;
+    struct content_filter *cf;  /* content checks of the message in DATA */
     char **rcpts;
     size_t rcpt_count;
     size_t rcpt_alloc;
@@ -188,8 +234,43 @@ void smtpd_auth_pause(struct smtpd_session *s);
 /* The protocol name for logs, the queue file and Received: ("ESMTPSA"). */
 const char *smtpd_protocol(const struct smtpd_session *s);
 
+/* Sends the 220 banner (or the CONNECT rejection) once nothing holds
+   it back any more (greet wait, CONNECT check). */
+void smtpd_banner(struct smtpd_session *s);
+
 /* smtpd_commands.c */
 void smtpd_command_dispatch(struct smtpd_session *s, struct smtp_command *cmd);
+/* user -> user@$myorigin, normalized (malloc'd). */
+char *smtpd_qualify(const char *address);
+/* The EHLO / HELO reply. */
+void smtpd_helo_reply(struct smtpd_session *s);
+/* DATA accepted: creates the queue file and answers 354. 0, or -1
+   after an error reply. */
+int smtpd_data_start(struct smtpd_session *s);
+/* After the restrictions accepted: the rest of MAIL / RCPT / VRFY. */
+void smtpd_mail_accept(struct smtpd_session *s, const char *path, int smtputf8, int body_8bit);
+void smtpd_rcpt_accept(struct smtpd_session *s, const char *path);
+
+/* smtpd_policy.c */
+void smtpd_policy_init(struct event_loop *loop);
+/* Per session: the policy session; at free also the anvil count. */
+void smtpd_policy_connect(struct smtpd_session *s);
+void smtpd_policy_disconnect(struct smtpd_session *s);
+/* 1 when the stage has restrictions to evaluate (and the transaction is
+   not being discarded). */
+int smtpd_policy_wanted(struct smtpd_session *s, int stage);
+/* Starts the check of stage; input pauses until the answer. path: the
+   MAIL/RCPT/VRFY address as sent (NULL otherwise). */
+void smtpd_policy_start(struct smtpd_session *s, int stage, enum smtpd_pending pending,
+                        const char *path);
+/* Cancels an outstanding check (the session is being freed). */
+void smtpd_policy_forget(struct smtpd_session *s);
+/* anvil: counts a MAIL / RCPT / AUTH event. Returns 0, or -1 after the
+   450 reply. */
+int smtpd_anvil_event(struct smtpd_session *s, int rate);
+/* anvil at accept, before the session exists. Returns 0, or -1 with
+   the 421 reply in text (the count is already undone). */
+int smtpd_anvil_connect(const char *addr, const char *name, char *text, size_t size);
 
 /* smtpd_auth.c */
 /* AUTH command (state and offer already checked by the caller). */
@@ -207,6 +288,12 @@ int smtpd_queue_start(struct smtpd_session *s);
 void smtpd_queue_piece(struct smtpd_session *s, const char *data, size_t len, int ends_line);
 /* End of DATA: replies on rejection, or commits and enters WAIT_COMMIT. */
 void smtpd_queue_finish(struct smtpd_session *s);
+/* After the END_OF_DATA check: commits (hold/ if held), or replies. */
+void smtpd_queue_commit(struct smtpd_session *s);
+/* Discards the message: "250 ... queued as ID", nothing kept. */
+void smtpd_queue_discard(struct smtpd_session *s);
+/* Drops the queue file (END_OF_DATA rejected). */
+void smtpd_queue_reject(struct smtpd_session *s);
 /* Drops a session from the pending-commit list (session freed). */
 void smtpd_queue_forget(struct smtpd_session *s);
 /* Before-sleep: one queue_sync() for all pending commits, then replies. */

@@ -7,11 +7,12 @@
  *	pipelined (RFC 2920), and its counter for the disconnect line.
  *	Handlers return 0 on success and -1 after an error reply.
  *
- *	Recipient policy at RCPT TO (and VRFY): smtpd_relay_restrictions
- *	(permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination,
- *	permit, reject), then, with
- *	smtpd_reject_unlisted_recipient, unknown local or virtual users
- *	are refused. Addresses without a domain get @$myorigin.
+ *	The restriction lists (lib/policy through smtpd_policy.c) run at
+ *	HELO, MAIL, RCPT, VRFY and DATA: the handler checks the syntax,
+ *	then starts the check and the command finishes in the callback
+ *	(smtpd_mail_accept, smtpd_rcpt_accept, smtpd_data_start). anvil
+ *	counts MAIL, RCPT and AUTH first. Addresses without a domain get
+ *	@$myorigin once accepted; the engine sees them as sent.
  *
  *	EXPN gets what Postfix answers, "502 5.5.2 Error: command not
  *	recognized": Postfix has no EXPN, since list expansion tells
@@ -23,9 +24,9 @@
  *	502 reply. With smtpd_tls_security_level = encrypt, MAIL and VRFY
  *	before STARTTLS get "530 5.7.0 Must issue a STARTTLS command first".
  * DIAGNOSTICS
- *	Rejected recipients are logged as Postfix does ("NOQUEUE: reject:
- *	RCPT from ...: 554 5.7.1 ...; from=<> to=<> proto=ESMTP helo=<>")
- *	so pflogsumm counts them.
+ *	Rejections are logged by the engine as Postfix does ("NOQUEUE:
+ *	reject: RCPT from ...: 554 5.7.1 ...; from=<> to=<> proto=ESMTP
+ *	helo=<>") so pflogsumm counts them.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -33,9 +34,10 @@
 #include <string.h>
 
 #include "addr.h"
+#include "anvil.h"
 #include "config.h"
 #include "log.h"
-#include "resolve.h"
+#include "policy.h"
 #include "smtpd.h"
 #include "xalloc.h"
 
@@ -60,7 +62,7 @@ struct smtpd_command_def {
 /* ---- helpers ---- */
 
 /* user -> user@$myorigin (Postfix's append_at_myorigin). */
-static char *qualify(const char *address)
+char *smtpd_qualify(const char *address)
 {
     if (*address == '\0' || strrchr(address, '@') != NULL)
         return addr_normalize(address);
@@ -68,81 +70,6 @@ static char *qualify(const char *address)
     char *norm = addr_normalize(full);
     free(full);
     return norm;
-}
-
-static const char *proto_name(const struct smtpd_session *s)
-{
-    return s->esmtp ? "ESMTP" : "SMTP";
-}
-
-static void log_reject(struct smtpd_session *s, const char *verb, const char *reply,
-                       const char *rcpt)
-{
-    msg_info("NOQUEUE: reject: %s from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s>", verb,
-             smtpd_client(s), reply, s->sender ? s->sender : "", rcpt, proto_name(s),
-             s->helo ? s->helo : "");
-}
-
-/* smtpd_relay_restrictions; returns a reply (malloc'd) or NULL to permit. */
-static char *relay_check(struct smtpd_session *s, const char *address, enum resolve_class cls)
-{
-    char *reply = NULL;
-    for (char **r = smtpd_var.relay_restrictions; *r != NULL; r++) {
-        if (strcmp(*r, "permit_mynetworks") == 0) {
-            if (resolve_in_mynetworks(s->addr))
-                break;
-        } else if (strcmp(*r, "permit_sasl_authenticated") == 0) {
-            if (s->sasl_username != NULL)
-                break;
-        } else if (strcmp(*r, "reject_unauth_destination") == 0) {
-            if (cls == RESOLVE_RELAY) {
-                reply = xasprintf("554 5.7.1 <%s>: Relay access denied", address);
-                break;
-            }
-        } else if (strcmp(*r, "defer_unauth_destination") == 0) {
-            if (cls == RESOLVE_RELAY) {
-                reply = xasprintf("451 4.7.1 <%s>: Relay access denied", address);
-                break;
-            }
-        } else if (strcmp(*r, "permit") == 0) {
-            break;
-        } else if (strcmp(*r, "reject") == 0) {
-            reply = xasprintf("554 5.7.1 <%s>: Recipient address rejected: Access denied",
-                              address);
-            break;
-        } else {
-            msg_warn("unknown smtpd_relay_restrictions feature \"%s\"", *r);
-            reply = xstrdup("451 4.3.5 Server configuration error");
-            break;
-        }
-    }
-    return reply;
-}
-
-/* Relay and existence checks for a qualified address. Returns a reply
-   (malloc'd) or NULL when the recipient is acceptable. */
-static char *recipient_check(struct smtpd_session *s, const char *address)
-{
-    enum resolve_class cls = resolve_class(address);
-    if (cls == RESOLVE_ERROR)
-        return xasprintf("451 4.3.0 <%s>: Temporary lookup failure", address);
-    char *reply = relay_check(s, address, cls);
-    if (reply != NULL || cls == RESOLVE_RELAY || !smtpd_var.reject_unlisted_recipient)
-        return reply;
-    switch (resolve_recipient_known(address)) {
-    case RESOLVE_KNOWN:
-        return NULL;
-    case RESOLVE_TEMPFAIL:
-        return xasprintf("451 4.3.0 <%s>: Temporary lookup failure", address);
-    case RESOLVE_UNKNOWN:
-        break;
-    }
-    if (cls == RESOLVE_VIRTUAL)
-        return xasprintf("550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual "
-                         "mailbox table", address);
-    long long code = smtpd_var.unknown_local_code;
-    return xasprintf("%lld %s <%s>: Recipient address rejected: User unknown in local "
-                     "recipient table", code, code >= 500 ? "5.1.1" : "4.1.1", address);
 }
 
 /* ---- handlers ---- */
@@ -164,10 +91,20 @@ static int cmd_helo(struct smtpd_session *s, struct smtp_command *cmd)
         if ((unsigned char)*p < 0x21 || (unsigned char)*p >= 0x7f)
             *p = '?';
     s->esmtp = ehlo;
-    smtpd_set_state(s, SMTPD_STATE_HELO);
-    if (!ehlo) {
-        smtpd_reply(s, "250 %s", smtpd_var.myhostname);
+    if (smtpd_policy_wanted(s, POLICY_STAGE_HELO)) {
+        smtpd_policy_start(s, POLICY_STAGE_HELO, SMTPD_PENDING_HELO, NULL);
         return 0;
+    }
+    smtpd_set_state(s, SMTPD_STATE_HELO);
+    smtpd_helo_reply(s);
+    return 0;
+}
+
+void smtpd_helo_reply(struct smtpd_session *s)
+{
+    if (!s->esmtp) {
+        smtpd_reply(s, "250 %s", smtpd_var.myhostname);
+        return;
     }
     smtpd_reply(s, "250-%s", smtpd_var.myhostname);
     smtpd_reply(s, "250-PIPELINING");
@@ -188,7 +125,6 @@ static int cmd_helo(struct smtpd_session *s, struct smtp_command *cmd)
     } else {
         smtpd_reply(s, "250 8BITMIME");
     }
-    return 0;
 }
 
 /* smtpd_tls_security_level = encrypt: nothing of substance before
@@ -247,12 +183,30 @@ static int cmd_mail(struct smtpd_session *s, struct smtp_command *cmd)
         smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
         return -1;
     }
-    s->sender = qualify(cmd->path);
+    /* Postfix: the rate is counted after the syntax checks and before
+       the restrictions. */
+    if (smtpd_anvil_event(s, ANVIL_RATE_MAIL) < 0)
+        return -1;
+    if (smtpd_policy_wanted(s, POLICY_STAGE_MAIL)) {
+        s->pending_smtputf8 = smtputf8;
+        s->pending_body_8bit = body_8bit;
+        smtpd_policy_start(s, POLICY_STAGE_MAIL, SMTPD_PENDING_MAIL, cmd->path);
+        return 0;
+    }
+    smtpd_mail_accept(s, cmd->path, smtputf8, body_8bit);
+    return 0;
+}
+
+void smtpd_mail_accept(struct smtpd_session *s, const char *path, int smtputf8, int body_8bit)
+{
+    free(s->sender);
+    s->sender = smtpd_qualify(path);
+    free(s->sender_raw);
+    s->sender_raw = xstrdup(path);
     s->smtputf8 = smtputf8;
     s->body_8bit = body_8bit;
     smtpd_set_state(s, SMTPD_STATE_MAIL);
     smtpd_reply(s, "250 2.1.0 Ok");
-    return 0;
 }
 
 static int cmd_rcpt(struct smtpd_session *s, struct smtp_command *cmd)
@@ -279,21 +233,31 @@ static int cmd_rcpt(struct smtpd_session *s, struct smtp_command *cmd)
         smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
         return -1;
     }
-    char *address = qualify(cmd->path);
-    char *reply = recipient_check(s, address);
-    if (reply != NULL) {
-        log_reject(s, "RCPT", reply, address);
-        smtpd_reply(s, "%s", reply);
-        free(reply);
-        free(address);
+    if (smtpd_anvil_event(s, ANVIL_RATE_RCPT) < 0)
+        return -1;
+    if (smtpd_policy_wanted(s, POLICY_STAGE_RCPT)) {
+        smtpd_policy_start(s, POLICY_STAGE_RCPT, SMTPD_PENDING_RCPT, cmd->path);
+        return 0;
+    }
+    if (!s->discard) {
+        /* Without any restriction list the engine is not asked; that
+           cannot relay: policy_create() insists on a relay control. */
+        smtpd_reply(s, "451 4.3.5 Server configuration error");
         return -1;
     }
+    smtpd_rcpt_accept(s, cmd->path);
+    return 0;
+}
+
+void smtpd_rcpt_accept(struct smtpd_session *s, const char *path)
+{
+    char *address = smtpd_qualify(path);
     for (size_t i = 0; i < s->rcpt_count; i++) {
         if (strcmp(s->rcpts[i], address) == 0) {
             /* Duplicate: one delivery is enough. */
             free(address);
             smtpd_reply(s, "250 2.1.5 Ok");
-            return 0;
+            return;
         }
     }
     if (s->rcpt_count == s->rcpt_alloc) {
@@ -303,7 +267,6 @@ static int cmd_rcpt(struct smtpd_session *s, struct smtp_command *cmd)
     s->rcpts[s->rcpt_count++] = address;
     smtpd_set_state(s, SMTPD_STATE_RCPT);
     smtpd_reply(s, "250 2.1.5 Ok");
-    return 0;
 }
 
 static int cmd_data(struct smtpd_session *s, struct smtp_command *cmd)
@@ -320,6 +283,15 @@ static int cmd_data(struct smtpd_session *s, struct smtp_command *cmd)
         smtpd_reply(s, "503 5.5.1 Error: need RCPT command");
         return -1;
     }
+    if (smtpd_policy_wanted(s, POLICY_STAGE_DATA)) {
+        smtpd_policy_start(s, POLICY_STAGE_DATA, SMTPD_PENDING_DATA, NULL);
+        return 0;
+    }
+    return smtpd_data_start(s);
+}
+
+int smtpd_data_start(struct smtpd_session *s)
+{
     if (smtpd_queue_start(s) != 0)
         return -1;
     struct smtp_data_limits limits;
@@ -387,19 +359,14 @@ static int cmd_vrfy(struct smtpd_session *s, struct smtp_command *cmd)
         smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
         return -1;
     }
-    char *address = qualify(path);
-    free(path);
-    char *reply = recipient_check(s, address);
-    if (reply != NULL) {
-        log_reject(s, "VRFY", reply, address);
-        smtpd_reply(s, "%s", reply);
-        free(reply);
-        free(address);
-        return -1;
+    if (smtpd_policy_wanted(s, POLICY_STAGE_RCPT)) {
+        smtpd_policy_start(s, POLICY_STAGE_RCPT, SMTPD_PENDING_VRFY, path);
+        free(path);
+        return 0;
     }
-    smtpd_reply(s, "252 2.0.0 <%s>", address);
-    free(address);
-    return 0;
+    free(path);
+    smtpd_reply(s, "451 4.3.5 Server configuration error");
+    return -1;
 }
 
 static int cmd_help(struct smtpd_session *s, struct smtp_command *cmd)
@@ -437,6 +404,8 @@ static int cmd_auth(struct smtpd_session *s, struct smtp_command *cmd)
         smtpd_reply(s, "503 5.5.1 Error: already authenticated");
         return -1;
     }
+    if (smtpd_anvil_event(s, ANVIL_RATE_AUTH) < 0)
+        return -1;
     return smtpd_auth_command(s, cmd);
 }
 
@@ -513,8 +482,19 @@ void smtpd_command_dispatch(struct smtpd_session *s, struct smtp_command *cmd)
     }
     s->where = def->name;
     s->counts_all[def->counter]++;
+    /* reject_unauth_pipelining (policy.h): input already behind this
+       command's line although the client had to wait for its reply. */
+    s->cmd_unauth_pipelining =
+        s->conn->in.len > 0 &&
+        (!s->esmtp || cmd->verb == SMTP_VERB_EHLO || cmd->verb == SMTP_VERB_DATA ||
+         s->unauth_pipelining);
+    if (s->cmd_unauth_pipelining)
+        s->unauth_pipelining = 1;
     int r;
-    if (!(def->states & SMTPD_STATE_BIT(s->state))) {
+    if (s->access_denied && cmd->verb != SMTP_VERB_QUIT) {
+        smtpd_reply(s, "503 5.7.0 Error: access denied for %s", smtpd_client(s));
+        r = -1;
+    } else if (!(def->states & SMTPD_STATE_BIT(s->state))) {
         smtpd_reply(s, "%s", def->bad_state ? def->bad_state : "503 5.5.1 Error: bad sequence");
         r = -1;
     } else {

@@ -11,6 +11,18 @@
  *	message finished in that loop round; only then "250 ... queued as
  *	ID" goes out (DESIGN.md invariant 1) and qmgr hears {request=new}.
  *
+ *	Content checks (lib/content_filter, docs/content-filter.md): when
+ *	header_checks, mime_header_checks, nested_header_checks or
+ *	body_checks are set, everything written to the message (smtpd's
+ *	Received:, the restrictions' PREPEND lines after it, then the
+ *	client's data) goes through the filter, which writes the possibly
+ *	edited bytes. At the end: REJECT / TEMPFAIL drop the file and reply
+ *	the filter's 5xx / 451; DISCARD drops it and answers "250 2.0.0 Ok:
+ *	queued as ID"; HOLD (or a restriction's HOLD) commits into hold/
+ *	instead of incoming/, and qmgr is not told. Then
+ *	smtpd_end_of_data_restrictions run (smtpd_policy.c) before the
+ *	commit.
+ *
  *	qmgr is told over one persistent non-blocking connection to
  *	$queue_directory/public/qmgr. If qmgr is down the notice is dropped:
  *	qmgr scans incoming/ when it starts. Replies are read and ignored.
@@ -35,7 +47,9 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "content_filter.h"
 #include "log.h"
+#include "policy.h"
 #include "smtpd.h"
 #include "xalloc.h"
 
@@ -185,6 +199,26 @@ static void write_error_reply(struct smtpd_session *s, int err)
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
 }
 
+/* Appends message bytes: through the content filter when there is one. */
+static void cf_write(void *ctx, const char *data, size_t len)
+{
+    struct smtpd_session *s = ctx;
+    if (s->qw == NULL || s->write_errno != 0)
+        return;
+    if (queue_writer_message(s->qw, data, len) < 0) {
+        s->write_errno = errno ? errno : EIO;
+        msg_warn("%s: queue file write error: %s", s->queue_id, strerror(s->write_errno));
+    }
+}
+
+static void message_write(struct smtpd_session *s, const char *data, size_t len)
+{
+    if (s->cf != NULL)
+        content_filter_input(s->cf, data, len);
+    else
+        cf_write(s, data, len);
+}
+
 static void rfc5322_date(char *text, size_t size)
 {
     time_t now = time(NULL);
@@ -196,6 +230,11 @@ static void rfc5322_date(char *text, size_t size)
 
 int smtpd_queue_start(struct smtpd_session *s)
 {
+    if (smtpd_var.content_checks_broken) {
+        msg_warn("%s: content checks unusable: DATA deferred", smtpd_client(s));
+        smtpd_reply(s, "451 4.3.5 Server configuration error");
+        return -1;
+    }
     const char *error;
     s->qw = queue_writer_create(smtpd_var.queue_directory, &error);
     if (s->qw == NULL) {
@@ -229,6 +268,20 @@ int smtpd_queue_start(struct smtpd_session *s)
         queue_writer_attr(s->qw, "body", "8BITMIME");
     for (size_t i = 0; i < s->rcpt_count; i++)
         queue_writer_recipient(s->qw, s->rcpts[i]);
+    if (s->cf == NULL && smtpd_var.content_checks != NULL &&
+        content_checks_active(smtpd_var.content_checks)) {
+        struct content_filter_limits limits;
+        content_filter_limits_config(&limits);
+        struct content_filter_log log = {
+            .queue_id = s->queue_id,
+            .client = smtpd_client(s),
+            .sender = s->sender,
+            .recipient = s->rcpt_count ? s->rcpts[0] : NULL,
+            .protocol = proto,
+            .helo = s->helo,
+        };
+        s->cf = content_filter_create(smtpd_var.content_checks, &limits, &log, cf_write, s);
+    }
 
     char date[80];
     rfc5322_date(date, sizeof(date));
@@ -247,8 +300,10 @@ int smtpd_queue_start(struct smtpd_session *s)
         buf_printf(&hdr, "\n\tfor <%s>; %s\n", s->rcpts[0], date);
     else
         buf_printf(&hdr, ";\n\t%s\n", date);
-    if (queue_writer_message(s->qw, hdr.data, hdr.len) < 0)
-        s->write_errno = errno ? errno : EIO;
+    /* The restrictions' PREPEND lines go after our Received:. */
+    for (size_t i = 0; i < s->prepend_count; i++)
+        buf_printf(&hdr, "%s\n", s->prepend[i]);
+    message_write(s, hdr.data, hdr.len);
     buf_free(&hdr);
 
     s->hdr_in_header = 1;
@@ -316,10 +371,10 @@ void smtpd_queue_piece(struct smtpd_session *s, const char *data, size_t len, in
     s->hdr_at_bol = ends_line;
     if (s->qw == NULL || s->write_errno != 0)
         return;
-    if (queue_writer_message(s->qw, data, len) < 0) {
-        s->write_errno = errno ? errno : EIO;
-        msg_warn("%s: queue file write error: %s", s->queue_id, strerror(s->write_errno));
-    }
+    /* A refused message is not worth checking. */
+    if (s->cf != NULL && (s->data.error != SMTP_DATA_ERR_NONE || s->data.too_big))
+        return;
+    message_write(s, data, len);
 }
 
 static void reject_data(struct smtpd_session *s)
@@ -337,6 +392,8 @@ void smtpd_queue_finish(struct smtpd_session *s)
         smtpd_queue_piece(s, s->piece.data, s->piece.len, 0);
     }
     buf_reset(&s->piece);
+    if (s->cf != NULL)
+        content_filter_end(s->cf);
     if (s->data.error != SMTP_DATA_ERR_NONE) {
         const char *what = s->data.error == SMTP_DATA_ERR_BARE_LF ? "<LF>" : "<CR>";
         msg_info("%s: reject: disallowed bare %s received from %s", s->queue_id, what,
@@ -369,8 +426,64 @@ void smtpd_queue_finish(struct smtpd_session *s)
     }
     if (s->message_id != NULL)
         msg_info("%s: message-id=%s", s->queue_id, s->message_id);
+    if (s->cf != NULL) {
+        switch (content_filter_verdict(s->cf)) {
+        case CONTENT_ACCEPT:
+            break;
+        case CONTENT_HOLD:
+            s->hold = 1;
+            break;
+        case CONTENT_DISCARD:
+            smtpd_queue_discard(s);
+            return;
+        case CONTENT_REJECT:
+        case CONTENT_TEMPFAIL: {
+            const char *r = content_filter_reply(s->cf);
+            char *reply = xstrdup(r != NULL ? r : "451 4.3.0 Error: content check failed");
+            smtpd_queue_reject(s);
+            smtpd_reply(s, "%s", reply);
+            free(reply);
+            return;
+        }
+        }
+    }
+    if (s->discard) {
+        smtpd_queue_discard(s);
+        return;
+    }
+    if (smtpd_policy_wanted(s, POLICY_STAGE_END_OF_DATA)) {
+        smtpd_policy_start(s, POLICY_STAGE_END_OF_DATA, SMTPD_PENDING_END_OF_DATA, NULL);
+        return;
+    }
+    smtpd_queue_commit(s);
+}
+
+void smtpd_queue_discard(struct smtpd_session *s)
+{
+    char id[QUEUE_ID_LEN + 1];
+    snprintf(id, sizeof(id), "%s", s->queue_id);
+    if (s->qw != NULL)
+        queue_writer_abort(&s->qw);
+    smtpd_transaction_reset(s);
+    smtpd_reply(s, "250 2.0.0 Ok: queued as %s", id);
+}
+
+void smtpd_queue_reject(struct smtpd_session *s)
+{
+    if (s->qw != NULL)
+        queue_writer_abort(&s->qw);
+    reject_data(s);
+}
+
+void smtpd_queue_commit(struct smtpd_session *s)
+{
+    if (s->qw == NULL) {   /* cannot happen: the session owns its file until here */
+        reject_data(s);
+        smtpd_reply(s, "451 4.3.0 Error: queue file write error");
+        return;
+    }
     const char *error;
-    if (queue_writer_commit(&s->qw, "incoming", 0, &error) < 0) {
+    if (queue_writer_commit(&s->qw, s->hold ? "hold" : "incoming", 0, &error) < 0) {
         int err = errno;
         msg_warn("%s: cannot commit queue file: %s", s->queue_id, error);
         reject_data(s);
@@ -413,7 +526,9 @@ void smtpd_queue_group_commit(struct event_loop *loop)
             s->commit_next = NULL;
             if (r == 0) {
                 smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
-                qmgr_notify(s->queue_id);
+                /* qmgr does not look into hold/ (postsuper -H releases). */
+                if (!s->hold)
+                    qmgr_notify(s->queue_id);
             } else {
                 if (s->counts_ok[SMTPD_CNT_DATA] > 0)
                     s->counts_ok[SMTPD_CNT_DATA]--;

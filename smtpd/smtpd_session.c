@@ -28,9 +28,16 @@
  * LIMITS
  *	smtpd_process_session_limit sessions per process ("421 4.7.0
  *	Server busy" beyond; SMTPS clients are just closed);
- *	smtpd_client_connection_count_limit per client address and process
- *	(mynetworks exempt); smtpd_timeout per read (and for a TLS
- *	handshake); smtpd_soft_error_limit / smtpd_hard_error_limit errors.
+ *	per-client limits through lib/anvil (smtpd_policy.c);
+ *	smtpd_timeout per command line: the timer restarts when a command
+ *	(or SASL response) line is complete, not at every byte, so a client
+ *	that trickles a line cannot hold the session longer; in DATA it
+ *	restarts every SMTPD_DATA_PROGRESS bytes (a minimum rate of that
+ *	many bytes per smtpd_timeout); also for a TLS handshake.
+ *	smtpd_soft_error_limit / smtpd_hard_error_limit errors.
+ *	smtpd_greet_wait: the banner waits that long; a client (outside
+ *	mynetworks) that talks first is a pre-greeting talker: "521 5.5.1
+ *	Protocol error" and close (postscreen's words).
  *	Input buffer SMTPD_IN_MAX bytes; output beyond SMTPD_OUT_MAX pauses
  *	input; a SASL response line is at most SMTPD_SASL_LINE_MAX bytes
  *	(RFC 4954 4: 12288), longer ones are refused and skipped.
@@ -38,7 +45,9 @@
  *	Postfix-shaped log lines: "connect from", "disconnect from ...
  *	commands=N", "lost connection after X from", "timeout after X from",
  *	"Anonymous TLS connection established from name[addr]: TLSv1.3
- *	with cipher ..." (Trusted / Untrusted with a client certificate).
+ *	with cipher ..." (Trusted / Untrusted with a client certificate),
+ *	"PREGREET 11 after 0.52 from name[addr]: EHLO x\r\n" (postscreen's
+ *	shape, without the port).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,7 +60,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "content_filter.h"
 #include "log.h"
+#include "policy.h"
 #include "resolve.h"
 #include "server.h"
 #include "smtpd.h"
@@ -61,6 +72,8 @@
 #define SMTPD_IN_MAX  (64 * 1024)
 #define SMTPD_OUT_MAX (64 * 1024)
 #define SMTPD_SASL_LINE_MAX 12288
+#define SMTPD_DATA_PROGRESS 1024
+#define PREGREET_SHOW 100
 
 static struct smtpd_session *session_list;
 static int session_count;
@@ -78,6 +91,7 @@ static const char *const counter_names[SMTPD_CNT_COUNT] = {
 static void session_process(struct smtpd_session *s);
 static void session_update_events(struct smtpd_session *s);
 static void flush_all(void);
+static void pregreet(struct smtpd_session *s);
 
 const char *smtpd_client(const struct smtpd_session *s)
 {
@@ -174,6 +188,9 @@ static void session_free(struct event_loop *loop, void *ctx)
     }
     smtpd_queue_forget(s);
     smtpd_auth_forget(s);
+    smtpd_policy_disconnect(s);
+    event_timer_cancel(loop, &s->greet_timer);
+    xfree(&s->connect_reject);
     char counts[512];
     size_t off = 0;
     unsigned ok = 0, all = 0;
@@ -224,6 +241,7 @@ static void session_schedule_free(struct smtpd_session *s)
     s->freed = 1;
     s->closing = 1;
     event_timer_cancel(s->loop, &s->sleep_timer);
+    event_timer_cancel(s->loop, &s->greet_timer);
     if (!s->conn->closed) {
         conn_pause_input(s->conn, 1);
         conn_hold_output(s->conn, 1);
@@ -265,7 +283,15 @@ void smtpd_transaction_reset(struct smtpd_session *s)
 {
     if (s->qw != NULL)
         queue_writer_abort(&s->qw);
+    content_filter_destroy(&s->cf);
     xfree(&s->sender);
+    xfree(&s->sender_raw);
+    for (size_t i = 0; i < s->prepend_count; i++)
+        free(s->prepend[i]);
+    xfree(&s->prepend);
+    s->prepend_count = 0;
+    s->discard = 0;
+    s->hold = 0;
     for (size_t i = 0; i < s->rcpt_count; i++)
         free(s->rcpts[i]);
     xfree(&s->rcpts);
@@ -294,9 +320,12 @@ static void session_update_events(struct smtpd_session *s)
         s->output_held = held;
         conn_hold_output(s->conn, held);
     }
+    /* During the greet wait input is read: it is what gives a
+       pre-greeting talker away. */
     conn_pause_input(s->conn, s->closing || s->lost || s->sleep_timer != NULL ||
                                   s->state == SMTPD_STATE_WAIT_COMMIT ||
-                                  s->state == SMTPD_STATE_AUTH_CHECK);
+                                  s->state == SMTPD_STATE_AUTH_CHECK ||
+                                  (s->pcheck != NULL && s->greet_timer == NULL));
 }
 
 static void idle_timeout(struct event_loop *loop, void *ctx)
@@ -317,6 +346,9 @@ static void idle_timeout(struct event_loop *loop, void *ctx)
     smtpd_reply_nocount(s, "421 4.4.2 %s Error: timeout exceeded", smtpd_var.myhostname);
     smtpd_close(s);
     session_update_events(s);
+    /* A client that does not read its 421 either is dropped after one
+       more period. */
+    s->idle_timer = event_timer_add(s->loop, smtpd_var.timeout_ms, idle_timeout, s);
 }
 
 static void idle_restart(struct smtpd_session *s)
@@ -396,8 +428,8 @@ static void tls_ready(struct smtpd_session *s)
         msg_debug("%s: TLS session %s; %s", smtpd_client(s),
                   SSL_session_reused(s->conn->ssl) ? "reused" : "new", peer);
     smtpd_set_state(s, SMTPD_STATE_INIT);
-    if (smtpd_var.tls_wrappermode)   /* SMTPS: the greeting comes through TLS */
-        smtpd_reply_nocount(s, "220 %s", smtpd_var.smtpd_banner);
+    if (smtpd_var.tls_wrappermode && !s->banner_sent)   /* SMTPS: greeting through TLS */
+        smtpd_banner(s);
     idle_restart(s);
     session_process(s);
 }
@@ -413,7 +445,12 @@ static void session_conn_event(struct conn *conn, enum conn_event event, void *c
             buf_reset(&conn->in);
             break;
         }
-        idle_restart(s);
+        if (s->greet_timer != NULL) {
+            pregreet(s);
+            break;
+        }
+        /* No idle_restart() here: the timer runs per command line
+           (session_process), so trickled bytes do not extend it. */
         session_process(s);
         /* The client half-closed after its last commands: their replies
            still go out before the CLOSED that follows. */
@@ -449,10 +486,18 @@ static void process_data(struct smtpd_session *s)
         }
         buf_consume(in, off);
         s->where = "END-OF-MESSAGE";
+        s->data_progress = 0;
         smtpd_queue_finish(s);
+        if (s->state != SMTPD_STATE_WAIT_COMMIT && s->pcheck == NULL && !s->closing)
+            idle_restart(s);
         return;
     }
     buf_consume(in, off);
+    s->data_progress += (long long)off;
+    if (s->data_progress >= SMTPD_DATA_PROGRESS) {
+        s->data_progress = 0;
+        idle_restart(s);
+    }
     /* Keep the pending partial piece small: it already went through the
        decoder, so write it out now instead of holding it. */
     if (s->piece.len >= s->data.limits.max_piece) {
@@ -517,7 +562,8 @@ static int process_sasl_line(struct smtpd_session *s)
 
 static int processable(const struct smtpd_session *s)
 {
-    return !s->closing && !s->lost && s->sleep_timer == NULL &&
+    return !s->closing && !s->lost && s->sleep_timer == NULL && s->pcheck == NULL &&
+           s->banner_sent && s->greet_timer == NULL &&
            s->state != SMTPD_STATE_WAIT_COMMIT && s->state != SMTPD_STATE_TLS &&
            s->state != SMTPD_STATE_AUTH_CHECK && s->conn->out.len < SMTPD_OUT_MAX;
 }
@@ -561,6 +607,14 @@ static void session_process(struct smtpd_session *s)
                 smtpd_command_dispatch(s, &cmd);
                 smtp_command_clear(&cmd);
             }
+        }
+        /* A complete line was handled: the next one gets a full
+           smtpd_timeout (unless the session now waits for us). */
+        if (!s->closing && !s->lost && s->pcheck == NULL &&
+            s->state != SMTPD_STATE_AUTH_CHECK && s->state != SMTPD_STATE_WAIT_COMMIT) {
+            if (s->state == SMTPD_STATE_DATA)
+                s->data_progress = 0;
+            idle_restart(s);
         }
         if (s->errors > errors_before && s->errors >= smtpd_var.soft_error_limit &&
             smtpd_var.error_sleep_ms > 0 && !s->closing && !s->lost) {
@@ -639,6 +693,67 @@ static void peer_address(const struct sockaddr *peer, socklen_t len, char *addr,
     }
 }
 
+/* ---- greeting ---- */
+
+void smtpd_banner(struct smtpd_session *s)
+{
+    if (s->banner_sent || s->greet_timer != NULL || s->pcheck != NULL ||
+        s->state == SMTPD_STATE_TLS || s->closing || s->lost)
+        return;
+    s->banner_sent = 1;
+    /* Input before the banner: the client did not wait for it
+       (reject_unauth_pipelining). */
+    if (s->conn->in.len > 0)
+        s->unauth_pipelining = 1;
+    if (s->connect_reject != NULL) {
+        smtpd_reply_nocount(s, "%s", s->connect_reject);
+        return;
+    }
+    smtpd_reply_nocount(s, "220 %s", smtpd_var.smtpd_banner);
+}
+
+static void pregreet(struct smtpd_session *s)
+{
+    struct buf *in = &s->conn->in;
+    char shown[PREGREET_SHOW * 4 + 1];
+    size_t o = 0;
+    for (size_t i = 0; i < in->len && i < PREGREET_SHOW && o + 4 < sizeof(shown); i++) {
+        unsigned char c = (unsigned char)in->data[i];
+        if (c == '\r') {
+            shown[o++] = '\\';
+            shown[o++] = 'r';
+        } else if (c == '\n') {
+            shown[o++] = '\\';
+            shown[o++] = 'n';
+        } else {
+            shown[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+        }
+    }
+    shown[o] = '\0';
+    long long ms = event_now_ms(s->loop) - s->accept_ms;
+    msg_info("PREGREET %zu after %lld.%02lld from %s: %s", in->len, ms / 1000,
+             (ms % 1000) / 10, smtpd_client(s), shown);
+    event_timer_cancel(s->loop, &s->greet_timer);
+    buf_reset(in);
+    s->banner_sent = 1;
+    s->where = "CONNECT";
+    smtpd_reply_nocount(s, "521 5.5.1 Protocol error");
+    smtpd_close(s);
+}
+
+static void greet_done(struct event_loop *loop, void *ctx)
+{
+    struct smtpd_session *s = ctx;
+    (void)loop;
+    s->greet_timer = NULL;
+    if (s->conn->in.len > 0) {
+        pregreet(s);
+        return;
+    }
+    smtpd_banner(s);
+    session_update_events(s);
+}
+
 /* text NULL: just close (SMTPS clients expect a TLS record, not text). */
 static void refuse(int fd, const char *text)
 {
@@ -666,29 +781,24 @@ void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr
         refuse(fd, wrapper ? NULL : text);
         return;
     }
-    if (smtpd_var.client_connection_limit > 0) {
-        long long same = 0;
-        for (struct smtpd_session *o = session_list; o != NULL; o = o->next)
-            if (!o->freed && strcmp(o->addr, addr) == 0)
-                same++;
-        if (same >= smtpd_var.client_connection_limit && !resolve_in_mynetworks(addr)) {
-            msg_warn("too many connections from %s", addr);
-            char text[200];
-            snprintf(text, sizeof(text), "421 4.7.0 %s Error: too many connections from %s",
-                     smtpd_var.myhostname, addr);
-            refuse(fd, wrapper ? NULL : text);
-            return;
-        }
-    }
     if (wrapper && smtpd_var.tls_ctx == NULL) {
         refuse(fd, NULL);   /* logged once at start */
         return;
     }
+    const char *name = strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0 ? "localhost"
+                                                                                 : "unknown";
+    /* smtpd_client_connection_count_limit / _rate_limit (lib/anvil). */
+    char text[300];
+    if (smtpd_anvil_connect(addr, name, text, sizeof(text)) < 0) {
+        refuse(fd, wrapper ? NULL : text);
+        return;
+    }
     struct smtpd_session *s = xcalloc(1, sizeof(*s));
     s->loop = loop;
+    s->anvil_counted = 1;
+    s->accept_ms = event_now_ms(loop);
     memcpy(s->addr, addr, sizeof(s->addr));
-    s->name = strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0 ? "localhost"
-                                                                           : "unknown";
+    s->name = name;
     s->state = SMTPD_STATE_INIT;
     s->where = "CONNECT";
     buf_init(&s->piece, 0);
@@ -703,12 +813,20 @@ void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr
     server_session_count(session_count);
     msg_info("connect from %s", smtpd_client(s));
     idle_restart(s);
+    smtpd_policy_connect(s);
+    if (smtpd_policy_wanted(s, POLICY_STAGE_CONNECT))
+        smtpd_policy_start(s, POLICY_STAGE_CONNECT, SMTPD_PENDING_CONNECT, NULL);
+    if (s->pcheck != NULL)   /* smtpd_policy_start() stopped it: the check bounds itself */
+        idle_restart(s);
     if (wrapper) {
         s->state = SMTPD_STATE_TLS;
         (void)conn_start_tls(s->conn, smtpd_var.tls_ctx);   /* failure: CLOSED at once */
         return;
     }
-    smtpd_reply_nocount(s, "220 %s", smtpd_var.smtpd_banner);
+    if (smtpd_var.greet_wait_ms > 0 && !resolve_in_mynetworks(addr))
+        s->greet_timer = event_timer_add(loop, smtpd_var.greet_wait_ms, greet_done, s);
+    smtpd_banner(s);
+    session_update_events(s);
 }
 
 /* SIGTERM (exit follows) or SIGHUP (drain): push out what is queued;
