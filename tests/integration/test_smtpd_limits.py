@@ -5,65 +5,14 @@ command line, a minimum rate in DATA)."""
 
 import base64
 import socket
-import ssl
 import time
 
 import pytest
+from smtp_raw import Raw
 
 ALICE = "alice@example.test"
 # 127.0.0.1 (the tests' client) is NOT exempt with this value.
 NOT_US = "192.0.2.0/24"
-
-
-class Raw:
-    def __init__(self, port, timeout=10, greeting=True):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.greeting = self.reply() if greeting else None
-
-    def wrap(self):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.sock = ctx.wrap_socket(self.sock)
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("connection closed; pending %r" % self.buf)
-            self.buf += d
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
-
-    def reply(self):
-        lines = [self.line()]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self.line())
-        return lines
-
-    def one(self, text):
-        self.send(text.encode() + b"\r\n")
-        return self.reply()[-1]
-
-    def closed(self, timeout=5):
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                d = self.sock.recv(65536)
-                if not d:
-                    return True
-                self.buf += d
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.sock.close()
 
 
 def wait_port(port):

@@ -4,59 +4,14 @@ smtplib, a dnsmasq for RBL / RHSBL zones and unknown domains."""
 
 import base64
 import os
-import re
-import smtplib
 import socket
-import ssl
 import time
 
 import pytest
+from smtp_raw import Raw
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
-
-
-class Raw:
-    """A raw SMTP connection (optionally switched to TLS)."""
-
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.greeting = self.reply()
-
-    def wrap(self):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.sock = ctx.wrap_socket(self.sock)
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("connection closed; pending %r" % self.buf)
-            self.buf += d
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
-
-    def reply(self):
-        lines = [self.line()]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self.line())
-        return lines
-
-    def cmd(self, text):
-        self.send(text.encode() + b"\r\n")
-        return self.reply()
-
-    def one(self, text):
-        return self.cmd(text)[-1]
-
-    def close(self):
-        self.sock.close()
 
 
 def starttls(r, helo="client.test"):

@@ -4,62 +4,10 @@ against a real instance (smtplib and raw sockets)."""
 import os
 import re
 import smtplib
-import socket
 import time
 
 import pytest
-
-
-class Raw:
-    """A raw SMTP connection: send bytes, read reply lines."""
-
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.greeting = self.reply()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("connection closed; pending %r" % self.buf)
-            self.buf += d
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
-
-    def reply(self):
-        """One (multi-line) reply as a list of lines."""
-        lines = [self.line()]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self.line())
-        return lines
-
-    def code(self):
-        return int(self.reply()[-1][:3])
-
-    def cmd(self, text):
-        self.send(text.encode() + b"\r\n")
-        return self.reply()
-
-    def closed(self, timeout=5):
-        """True when the server closes the connection (reading what is left)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                d = self.sock.recv(65536)
-                if not d:
-                    return True
-                self.buf += d
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.sock.close()
+from smtp_raw import Raw
 
 
 def edit_main_cf(inst, **params):

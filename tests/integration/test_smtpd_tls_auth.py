@@ -15,78 +15,12 @@ import tempfile
 import time
 
 import pytest
+from smtp_raw import Raw
 
 ALICE = "alice@example.test"
 
 
 # ---- helpers ----
-
-class Raw:
-    """A raw SMTP connection that can switch to TLS: send bytes, read replies."""
-
-    def __init__(self, port, timeout=10, tls=False):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        if tls:
-            self.wrap()
-        self.greeting = self.reply()
-
-    def wrap(self):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        self.sock = ctx.wrap_socket(self.sock)
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("connection closed; pending %r" % self.buf)
-            self.buf += d
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
-
-    def reply(self):
-        lines = [self.line()]
-        while len(lines[-1]) > 3 and lines[-1][3] == "-":
-            lines.append(self.line())
-        return lines
-
-    def cmd(self, text):
-        self.send(text.encode() + b"\r\n")
-        return self.reply()
-
-    def nothing_within(self, seconds):
-        """True when the server sends nothing for this long."""
-        self.sock.settimeout(seconds)
-        try:
-            d = self.sock.recv(65536)
-        except (socket.timeout, ssl.SSLWantReadError):
-            return True
-        finally:
-            self.sock.settimeout(10)
-        self.buf += d
-        return False
-
-    def closed(self, timeout=5):
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                d = self.sock.recv(65536)
-                if not d:
-                    return True
-                self.buf += d
-        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.sock.close()
-
 
 def starttls(r):
     assert r.cmd("EHLO client.example")[-1].startswith("250")
