@@ -8,7 +8,7 @@ TEST_DEPS   = python3-pytest swaks pflogsumm lmdb-utils dnsmasq-base clang-14 li
 RUN_DIR    ?= run
 FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz-*.c)))
 
-.PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench bench-pop3 bench-relay docs clean
+.PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench bench-pop3 bench-relay bench-edge docs clean
 
 all: build
 
@@ -56,6 +56,9 @@ bench-pop3: build test-deps
 
 bench-relay: build test-deps
 	@sh bench/relay-bench.sh $(BUILD)
+
+bench-edge: build test-deps
+	@sh bench/edge-bench.sh $(BUILD)
 
 docs: build
 	@/usr/bin/python3 tools/update-param-doc.py $(BUILD)/postconf docs/postconf.md

@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	smtp-load -s host:port -n MESSAGES -S SIZE -c SESSIONS [-m PER_CONN]
  *		[-r RCPT]... [-f FROM] [-H EHLO_NAME] [-w MAILDIR_NEW_DIR]
- *		[-W E2E_TIMEOUT] [-T TOTAL_TIMEOUT]
+ *		[-W E2E_TIMEOUT] [-T TOTAL_TIMEOUT] [-t]
  * DESCRIPTION
  *	One process, one epoll loop, SESSIONS non-blocking SMTP sessions at
  *	once. Each connection reads the greeting, sends EHLO, then for up to
@@ -24,6 +24,12 @@
  *	accepted x recipients files more than at start (files already there
  *	are not counted). It waits at most -W seconds (default 120) after the
  *	last 250 for deliveries to finish.
+ *
+ *	With -t every connection sends STARTTLS after the first EHLO, does
+ *	the TLS handshake (OpenSSL, TLS 1.2 or later, the certificate is not
+ *	verified, no session resumption: each connection pays a full
+ *	handshake, like mail from many different clients) and sends EHLO
+ *	again before MAIL. A server that does not offer STARTTLS is an error.
  *
  *	Output, one line on stdout:
  *	  accepted=N errors=N accept_secs=X accept_rate=R delivered=N
@@ -47,6 +53,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +76,8 @@ enum stage {
     ST_CONNECT,     /* non-blocking connect in progress */
     ST_GREETING,    /* waiting for 220 */
     ST_EHLO,        /* waiting for the EHLO reply */
+    ST_STARTTLS,    /* -t: waiting for 220 to STARTTLS */
+    ST_HANDSHAKE,   /* -t: TLS handshake in progress */
     ST_ENVELOPE,    /* waiting for MAIL / RCPT / DATA replies */
     ST_BODY,        /* waiting for the end-of-data reply */
     ST_QUIT,        /* waiting for 221 (or close) */
@@ -76,6 +87,7 @@ struct session {
     int fd;
     enum stage stage;
     int pipelining;
+    SSL *ssl;           /* -t, after STARTTLS */
     int quota;          /* messages this connection may still send */
     int in_message;     /* a message is claimed and not yet finished */
     int reply_index;    /* which envelope reply comes next: 0 MAIL, 1..r RCPT, r+1 DATA */
@@ -95,7 +107,10 @@ static struct {
     const char *watch_dir;
     char *watch_cur;
     double e2e_timeout, total_timeout;
+    int starttls;
 } opt;
+
+static SSL_CTX *ssl_ctx;
 
 static struct addrinfo *server_addr;
 static int epfd;
@@ -226,6 +241,10 @@ static void watch(struct session *s, int want_out)
 
 static void session_close(struct session *s)
 {
+    if (s->ssl) {
+        SSL_free(s->ssl);
+        s->ssl = NULL;
+    }
     if (s->fd >= 0) {
         epoll_ctl(epfd, EPOLL_CTL_DEL, s->fd, NULL);
         close(s->fd);
@@ -316,6 +335,23 @@ static void session_next(struct session *s)
 static int session_flush(struct session *s)
 {
     while (s->out_off < s->out_len) {
+        if (s->ssl) {
+            int w = SSL_write(s->ssl, s->out + s->out_off, (int) (s->out_len - s->out_off));
+            if (w <= 0) {
+                int e = SSL_get_error(s->ssl, w);
+                if (e == SSL_ERROR_WANT_WRITE) {
+                    watch(s, 1);
+                    return 0;
+                }
+                if (e == SSL_ERROR_WANT_READ)
+                    return 0;       /* the next read event retries */
+                ERR_clear_error();
+                session_error(s, "SSL_write failed");
+                return -1;
+            }
+            s->out_off += (size_t) w;
+            continue;
+        }
         ssize_t n = write(s->fd, s->out + s->out_off, s->out_len - s->out_off);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -334,6 +370,32 @@ static int session_flush(struct session *s)
     return 0;
 }
 
+/* -t: drives the TLS handshake; on success EHLO starts over inside TLS. */
+static void session_handshake(struct session *s)
+{
+    int r = SSL_connect(s->ssl);
+
+    if (r == 1) {
+        s->stage = ST_EHLO;
+        s->pipelining = 0;
+        out_printf(s, "EHLO %s\r\n", opt.ehlo);
+        session_flush(s);
+        return;
+    }
+    int e = SSL_get_error(s->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        watch(s, 0);
+    } else if (e == SSL_ERROR_WANT_WRITE) {
+        watch(s, 1);
+    } else {
+        char buf[256];
+        unsigned long code = ERR_get_error();
+        ERR_error_string_n(code, buf, sizeof(buf));
+        ERR_clear_error();
+        session_error(s, "TLS handshake: %s", code ? buf : "connection closed");
+    }
+}
+
 /* One complete reply (all lines), code is its 3-digit code. */
 static void session_reply(struct session *s, int code, const char *text)
 {
@@ -348,7 +410,24 @@ static void session_reply(struct session *s, int code, const char *text)
     case ST_EHLO:
         if (code != 250)
             return session_error(s, "EHLO: %s", text);
+        if (opt.starttls && s->ssl == NULL) {
+            s->stage = ST_STARTTLS;
+            out_printf(s, "STARTTLS\r\n");
+            return;
+        }
         return session_next(s);
+    case ST_STARTTLS:
+        if (code != 220)
+            return session_error(s, "STARTTLS: %s", text);
+        if (s->in_len != 0)
+            return session_error(s, "data after the STARTTLS reply");
+        s->ssl = SSL_new(ssl_ctx);
+        if (s->ssl == NULL || SSL_set_fd(s->ssl, s->fd) != 1)
+            die("SSL_new/SSL_set_fd failed");
+        s->stage = ST_HANDSHAKE;
+        return session_handshake(s);
+    case ST_HANDSHAKE:
+        return session_error(s, "reply during the TLS handshake: %s", text);
     case ST_ENVELOPE: {
         int last = opt.nrcpt + 1;
         int ok = s->reply_index == last ? code == 354 : code / 100 == 2;
@@ -418,7 +497,7 @@ static void session_input(struct session *s)
         memmove(s->in, s->in + consumed, s->in_len - consumed);
         s->in_len -= consumed;
         session_reply(s, code, text);
-        if (s->fd < 0)
+        if (s->fd < 0 || s->stage == ST_HANDSHAKE)
             return;
     }
 }
@@ -435,9 +514,27 @@ static void session_event(struct session *s, uint32_t events)
         s->stage = ST_GREETING;
         watch(s, 0);
     }
+    if (s->stage == ST_HANDSHAKE) {
+        session_handshake(s);
+        if (s->fd < 0 || s->stage == ST_HANDSHAKE)
+            return;
+    }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         for (;;) {
-            ssize_t n = read(s->fd, s->in + s->in_len, INBUF_SIZE - s->in_len);
+            ssize_t n;
+            if (s->ssl) {
+                int r = SSL_read(s->ssl, s->in + s->in_len, (int) (INBUF_SIZE - s->in_len));
+                if (r <= 0) {
+                    int e = SSL_get_error(s->ssl, r);
+                    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                        break;
+                    ERR_clear_error();
+                    r = 0;      /* close_notify or an error: the connection is over */
+                }
+                n = r;
+            } else {
+                n = read(s->fd, s->in + s->in_len, INBUF_SIZE - s->in_len);
+            }
             if (n < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK)
                     break;
@@ -452,7 +549,7 @@ static void session_event(struct session *s, uint32_t events)
             }
             s->in_len += (size_t) n;
             session_input(s);
-            if (s->fd < 0)
+            if (s->fd < 0 || s->stage == ST_HANDSHAKE)
                 return;
             if (s->in_len >= INBUF_SIZE)
                 return session_error(s, "reply too long");
@@ -522,7 +619,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: smtp-load -s host:port -n MESSAGES -S SIZE -c SESSIONS [-m PER_CONN]\n"
             "       [-r RCPT]... [-f FROM] [-H EHLO] [-w MAILDIR_NEW_DIR] [-W E2E_TIMEOUT]"
-            " [-T TOTAL_TIMEOUT]\n");
+            " [-T TOTAL_TIMEOUT] [-t]\n");
     exit(2);
 }
 
@@ -551,7 +648,7 @@ int main(int argc, char **argv)
     opt.ehlo = "smtp-load.bench";
     opt.e2e_timeout = 120;
     opt.total_timeout = 300;
-    while ((ch = getopt(argc, argv, "s:n:S:c:m:r:f:H:w:W:T:")) != -1) {
+    while ((ch = getopt(argc, argv, "s:n:S:c:m:r:f:H:w:W:T:t")) != -1) {
         switch (ch) {
         case 's': server = optarg; break;
         case 'n': opt.messages = (int) parse_num(optarg, 1, 10000000); break;
@@ -568,6 +665,7 @@ int main(int argc, char **argv)
         case 'w': opt.watch_dir = optarg; break;
         case 'W': opt.e2e_timeout = (double) parse_num(optarg, 1, 86400); break;
         case 'T': opt.total_timeout = (double) parse_num(optarg, 1, 86400); break;
+        case 't': opt.starttls = 1; break;
         default: usage();
         }
     }
@@ -597,6 +695,19 @@ int main(int argc, char **argv)
             memcpy(opt.watch_cur, opt.watch_dir, len - 3);
             memcpy(opt.watch_cur + len - 3, "cur", 4);
         }
+    }
+
+    if (opt.starttls) {
+        signal(SIGPIPE, SIG_IGN);
+        ssl_ctx = SSL_CTX_new(TLS_client_method());
+        if (ssl_ctx == NULL)
+            die("SSL_CTX_new failed");
+        SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION);
+        SSL_CTX_set_verify(ssl_ctx, SSL_VERIFY_NONE, NULL);
+        /* out grows by realloc, so a retried SSL_write may see a new address. */
+        SSL_CTX_set_mode(ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE
+                         | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_session_cache_mode(ssl_ctx, SSL_SESS_CACHE_OFF);
     }
 
     run_tag = (long) time(NULL) * 100000 + getpid() % 100000;
@@ -711,7 +822,7 @@ int main(int argc, char **argv)
             struct session *s = events[i].data.ptr;
             if (s->fd >= 0)
                 session_event(s, events[i].events);
-            if (s->fd >= 0 && s->out_len > s->out_off)
+            if (s->fd >= 0 && s->stage != ST_HANDSHAKE && s->out_len > s->out_off)
                 session_flush(s);
         }
     }
@@ -738,6 +849,8 @@ int main(int argc, char **argv)
            accepted, errors, accept_secs, accept_secs > 0 ? accepted / accept_secs : 0,
            delivered, e2e_secs, e2e_rate, e2e_complete, connections);
     for (int i = 0; i < opt.sessions; i++) {
+        if (sessions[i].ssl)
+            SSL_free(sessions[i].ssl);
         if (sessions[i].fd >= 0)
             close(sessions[i].fd);
         free(sessions[i].in);
@@ -749,5 +862,7 @@ int main(int argc, char **argv)
         close(inotify_fd);
     free(opt.watch_cur);
     freeaddrinfo(server_addr);
+    if (ssl_ctx)
+        SSL_CTX_free(ssl_ctx);
     return accepted > 0 ? 0 : 1;
 }
