@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,8 +145,10 @@ void bounce_compose(struct buf *out, const struct bounce_info *info,
 
     /* Part 3: what the sender sent. */
     buf_printf(out, "--%s\n", boundary);
-    buf_append_str(out, "Content-Description: Undelivered Message Headers\n"
-                        "Content-Type: text/rfc822-headers\n");
+    buf_append_str(out, info->whole_message ? "Content-Description: Undelivered Message\n"
+                                              "Content-Type: message/rfc822\n"
+                                            : "Content-Description: Undelivered Message Headers\n"
+                                              "Content-Type: text/rfc822-headers\n");
     if (eightbit)
         buf_append_str(out, "Content-Transfer-Encoding: 8bit\n");
     buf_append_char(out, '\n');
@@ -157,14 +160,13 @@ void bounce_compose(struct buf *out, const struct bounce_info *info,
     buf_printf(out, "\n--%s--\n", boundary);
 }
 
-int bounce_read_headers(const struct queue_file *orig, struct buf *out)
+/* Reads up to want bytes of the message into data; *got_r what came. */
+static int read_message_start(const struct queue_file *orig, char *data, size_t want,
+                              size_t *got_r)
 {
     int fd = open(orig->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    size_t want = orig->message_len < BOUNCE_MAX_HEADERS ? (size_t)orig->message_len
-                                                          : BOUNCE_MAX_HEADERS;
-    char *data = buf_reserve(out, want);
     size_t got = 0;
     while (got < want) {
         ssize_t r = pread(fd, data + got, want - got, orig->message_offset + (off_t)got);
@@ -181,6 +183,28 @@ int bounce_read_headers(const struct queue_file *orig, struct buf *out)
         got += (size_t)r;
     }
     close(fd);
+    *got_r = got;
+    return 0;
+}
+
+int bounce_read_message(const struct queue_file *orig, struct buf *out)
+{
+    size_t want = (size_t)orig->message_len, got;
+    char *data = buf_reserve(out, want);
+    if (read_message_start(orig, data, want, &got) < 0)
+        return -1;
+    buf_commit(out, got);
+    return 0;
+}
+
+int bounce_read_headers(const struct queue_file *orig, struct buf *out)
+{
+    size_t want = orig->message_len < BOUNCE_MAX_HEADERS ? (size_t)orig->message_len
+                                                          : BOUNCE_MAX_HEADERS;
+    char *data = buf_reserve(out, want);
+    size_t got;
+    if (read_message_start(orig, data, want, &got) < 0)
+        return -1;
     /* Keep the header block only: up to the first empty line. */
     size_t keep = got;
     if (got > 0 && data[0] == '\n') {
@@ -206,10 +230,16 @@ int bounce_queue(const char *queue_dir, const struct queue_file *orig,
     *new_id_r = NULL;
     struct buf headers;
     buf_init(&headers, 0);
-    if (bounce_read_headers(orig, &headers) < 0) {
-        /* The notice is still worth sending without the headers. */
-        msg_warn("%s: cannot read headers for the notification: %s", orig->id, strerror(errno));
+    long long size_limit = config_int("bounce_size_limit");
+    const char *ret = queue_file_attr(orig, "ret");
+    int whole = !delay_warning && size_limit > 0 && orig->message_len <= size_limit &&
+                (ret == NULL || strcasecmp(ret, "HDRS") != 0);
+    if ((whole ? bounce_read_message(orig, &headers) : bounce_read_headers(orig, &headers)) < 0) {
+        /* The notice is still worth sending without them. */
+        msg_warn("%s: cannot read the message for the notification: %s", orig->id,
+                 strerror(errno));
         buf_reset(&headers);
+        whole = 0;
     }
     struct queue_writer *qw = queue_writer_create(queue_dir, error_r);
     if (qw == NULL) {
@@ -235,6 +265,7 @@ int bounce_queue(const char *queue_dir, const struct queue_file *orig,
         .recipient = to,
         .headers = headers.data,
         .headers_len = headers.len,
+        .whole_message = whole,
         .delay_warning = delay_warning,
         .now = time(NULL),
     };

@@ -7,7 +7,11 @@
  *	Composes a multipart/report; report-type=delivery-status message
  *	(RFC 6522) with three parts: a human-readable explanation, a
  *	message/delivery-status part (one per-recipient block each), and
- *	the original headers as text/rfc822-headers. bounce_queue() writes
+ *	what the sender sent: the whole original message as message/rfc822
+ *	when it is at most $bounce_size_limit bytes (and the sender did not
+ *	ask for headers only with DSN RET=HDRS), else its headers as
+ *	text/rfc822-headers; delay warnings carry the headers only, as
+ *	Postfix's do. bounce_queue() writes
  *	it as a new queue file with the null sender and commits it to
  *	incoming/ with fsync, so the caller may then mark the failed
  *	recipients done (DESIGN.md invariant 1).
@@ -45,8 +49,9 @@ struct bounce_info {
     const char *orig_sender;     /* "" for the null sender */
     long long arrival_sec;       /* of the original */
     const char *recipient;       /* who gets the notice */
-    const char *headers;         /* the original header block (may be cut) */
+    const char *headers;         /* the original header block (may be cut), or */
     size_t headers_len;
+    int whole_message;           /* 1: headers holds the whole original message */
     int delay_warning;           /* 1: "delayed" notice, Action: delayed */
     time_t now;
 };
@@ -59,6 +64,9 @@ void bounce_compose(struct buf *out, const struct bounce_info *info,
    at most BOUNCE_MAX_HEADERS bytes) from orig->path into out.
    Returns 0, or -1 with errno. */
 int bounce_read_headers(const struct queue_file *orig, struct buf *out);
+/* Reads the whole original message (the caller checked its size).
+   Returns 0, or -1 with errno. */
+int bounce_read_message(const struct queue_file *orig, struct buf *out);
 
 /* Queues a notice about rcpts[0..n) of orig to recipient_of_notice
    (the sender, or the postmaster for a double bounce: then pass a

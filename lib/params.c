@@ -219,6 +219,9 @@ const struct param_def param_table[] = {
      "Postern: connections the queue manager keeps to the local delivery agent."},
     {"queue_minfree", "0", PARAM_SIZE,
      "Free bytes the queue file system must keep before mail is accepted; 0 no check."},
+    {"bounce_size_limit", "50000", PARAM_INT,
+     "Largest original message returned whole in a non-delivery notice; larger ones "
+     "get their headers only (0: always headers only)."},
     {"bounce_notice_recipient", "postmaster", PARAM_STR,
      "Receives the headers of bounced mail when notify_classes includes bounce."},
     {"2bounce_notice_recipient", "postmaster", PARAM_STR,

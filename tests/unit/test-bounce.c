@@ -248,14 +248,14 @@ static struct queue_file *write_original(const char *dir, const char *sender)
     return qf;
 }
 
-static void test_queue_writes_null_sender_notice_with_headers_only(void **state)
+/* Queues a notice about orig and returns its message text (malloc'd). */
+static char *queue_notice(struct qfix *f, struct queue_file *orig, int delay_warning)
 {
-    struct qfix *f = *state;
-    struct queue_file *orig = write_original(f->dir, "alice@example.test");
     struct bounce_rcpt r = {"bob@example.net", NULL, "5.1.1", "unknown user", 0};
     char *new_id = NULL;
     const char *error = NULL;
-    assert_int_equal(bounce_queue(f->dir, orig, orig->sender, &r, 1, 0, &new_id, &error), 0);
+    assert_int_equal(bounce_queue(f->dir, orig, orig->sender, &r, 1, delay_warning, &new_id,
+                                  &error), 0);
     assert_non_null(new_id);
     assert_true(queue_id_valid(new_id));
 
@@ -274,14 +274,38 @@ static void test_queue_writes_null_sender_notice_with_headers_only(void **state)
                      (ssize_t)qf->message_len);
     close(fd);
     text[qf->message_len] = '\0';
-    assert_non_null(strstr(text, "Subject: hello\n"));
-    assert_null(strstr(text, "secret body text"));
     assert_non_null(strstr(text, "Final-Recipient: rfc822; bob@example.net"));
-
-    free(text);
     queue_file_free(&qf);
     free(path);
     free(new_id);
+    return text;
+}
+
+/* bounce_size_limit: a small original comes back whole (message/rfc822),
+   a larger one (or a limit of 0, or a delay warning) as headers only. */
+static void test_queue_writes_null_sender_notice_with_message_or_headers(void **state)
+{
+    struct qfix *f = *state;
+    struct queue_file *orig = write_original(f->dir, "alice@example.test");
+
+    char *text = queue_notice(f, orig, 0);
+    assert_non_null(strstr(text, "Content-Type: message/rfc822\n"));
+    assert_non_null(strstr(text, "Subject: hello\n"));
+    assert_non_null(strstr(text, "secret body text"));
+    free(text);
+
+    config_override("bounce_size_limit", "10");
+    text = queue_notice(f, orig, 0);
+    assert_non_null(strstr(text, "Content-Type: text/rfc822-headers\n"));
+    assert_non_null(strstr(text, "Subject: hello\n"));
+    assert_null(strstr(text, "secret body text"));
+    free(text);
+    config_override("bounce_size_limit", "50000");
+
+    text = queue_notice(f, orig, 1);
+    assert_non_null(strstr(text, "Content-Type: text/rfc822-headers\n"));
+    assert_null(strstr(text, "secret body text"));
+    free(text);
     queue_file_free(&orig);
 }
 
@@ -324,7 +348,7 @@ int main(void)
         cmocka_unit_test(test_delay_warning_uses_delayed_action),
         cmocka_unit_test(test_reason_cannot_inject_lines),
         cmocka_unit_test(test_long_reason_is_cut),
-        cmocka_unit_test_setup_teardown(test_queue_writes_null_sender_notice_with_headers_only,
+        cmocka_unit_test_setup_teardown(test_queue_writes_null_sender_notice_with_message_or_headers,
                                         setup_queue, teardown_queue),
         cmocka_unit_test_setup_teardown(test_double_bounce_goes_to_bare_postmaster_at_myorigin,
                                         setup_queue, teardown_queue),
