@@ -69,6 +69,8 @@ if [ $# -ne 1 ]; then
 fi
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$1" 2>/dev/null && pwd) || { echo "pop3-bench: no build directory $1" >&2; exit 2; }
+bench_name=pop3-bench
+. "$src/bench/lib.sh"
 
 N=${BENCH_POP3_MESSAGES:-10000}
 SIZE=${BENCH_POP3_SIZE:-4096}
@@ -104,20 +106,6 @@ sampler_pid=""
 load_pid=""
 policy_rc=""
 
-tree_pids() {
-    ps -eo pid=,ppid= | awk -v root="$1" '
-        { parent[$1] = $2; pids[NR] = $1 }
-        END {
-            keep[root] = 1; changed = 1
-            while (changed) {
-                changed = 0
-                for (i in pids) { p = pids[i]
-                    if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
-            }
-            for (p in keep) if (p != "") print p
-        }'
-}
-
 server_pid() {
     case $1 in
         postern) f=$WORK/postern/queue/pid/master.pid ;;
@@ -127,7 +115,7 @@ server_pid() {
 }
 
 server_stop() {
-    local s_pid left alive i p
+    local s_pid left
     s_pid=$(server_pid "$1")
     left=""
     [ -n "$s_pid" ] && kill -0 "$s_pid" 2>/dev/null && left=$(tree_pids "$s_pid")
@@ -135,17 +123,7 @@ server_stop() {
         postern) timeout 20 "$build/postern" -c "$WORK/postern/etc" stop >/dev/null 2>&1 ;;
         dovecot) [ -n "$s_pid" ] && kill -TERM "$s_pid" 2>/dev/null ;;
     esac
-    # Whatever is still there after 10 s is killed, by pid.
-    i=0
-    while [ $i -lt 100 ]; do
-        alive=""
-        for p in $left; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-        [ -z "$alive" ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    echo "pop3-bench: $1 left processes:$alive; killing them" >&2
-    for p in $alive; do kill -9 "$p" 2>/dev/null; done
+    reap_pids "$1" $left
 }
 
 cleanup() {

@@ -74,6 +74,8 @@ if [ $# -ne 1 ]; then
 fi
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$1" 2>/dev/null && pwd) || { echo "relay-bench: no build directory $1" >&2; exit 2; }
+bench_name=relay-bench
+. "$src/bench/lib.sh"
 
 PARTS=${BENCH_RELAY_PARTS:-throughput drain backlog}
 REPS=${BENCH_REPS:-3}
@@ -116,50 +118,8 @@ cur_dir=""
 sampler_pid=""
 sink_pid=""
 
-tree_pids() {
-    ps -eo pid=,ppid= | awk -v root="$1" '
-        { parent[$1] = $2; pids[NR] = $1 }
-        END {
-            keep[root] = 1; changed = 1
-            while (changed) {
-                changed = 0
-                for (i in pids) { p = pids[i]
-                    if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
-            }
-            for (p in keep) if (p != "") print p
-        }'
-}
-
-master_pid() {
-    f=$1/queue/pid/master.pid
-    [ -r "$f" ] && tr -d ' \n' < "$f"
-}
-
 child_named() {   # child_named PARENT COMM
     ps -eo pid=,ppid=,comm= | awk -v p="$1" -v c="$2" '$2 == p && $3 == c { print $1; exit }'
-}
-
-instance_stop() {
-    local s_system s_dir s_mpid left alive i p
-    s_system=$1 s_dir=$2
-    [ -n "$s_dir" ] && [ -d "$s_dir" ] || return 0
-    s_mpid=$(master_pid "$s_dir")
-    left=""
-    [ -n "$s_mpid" ] && kill -0 "$s_mpid" 2>/dev/null && left=$(tree_pids "$s_mpid")
-    case $s_system in
-        postfix) postfix -c "$s_dir/etc" stop >/dev/null 2>&1 ;;
-        postern) timeout 20 "$build/postern" -c "$s_dir/etc" stop >/dev/null 2>&1 ;;
-    esac
-    i=0
-    while [ $i -lt 100 ]; do
-        alive=""
-        for p in $left; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-        [ -z "$alive" ] && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    echo "relay-bench: $s_system left processes:$alive; killing them" >&2
-    for p in $alive; do kill -9 "$p" 2>/dev/null; done
 }
 
 sink_stop() {
