@@ -29,6 +29,7 @@
 #define QMGR_SCAN_INTERVAL_MS  10000   /* incoming/ + maildrop/ safety-net scan */
 #define QMGR_SCAN_CHUNK        200     /* directory entries per loop round */
 #define QMGR_DEFER_CHUNK       500     /* suspended destination: deferrals per round */
+#define QMGR_TRIM_AFTER        1000    /* active peak worth a malloc_trim once empty */
 #define QMGR_PIPELINE_MAX      64      /* outstanding requests per local connection */
 #define QMGR_MAX_CONNECTIONS   64      /* cap on qmgr_local_connections */
 #define QMGR_MAX_LOSSES        5       /* lost connections before a recipient is deferred */

@@ -63,6 +63,7 @@
 
 static struct qmgr_msg *active_head, *active_tail;
 static size_t active_count;
+static size_t active_peak;   /* since the heap was last trimmed */
 static struct qmgr_msg *ready_head, *ready_tail;
 static int incoming_backlog;
 
@@ -132,9 +133,13 @@ static void msg_free(struct qmgr_msg *m)
     queue_file_free(&m->qf);
     free(m);
     /* A drained backlog (up to qmgr_message_active_limit messages) leaves
-       its peak in the heap; give it back once the active queue is empty. */
-    if (active_count == 0)
+       its peak in the heap; give it back once the active queue is empty.
+       Not after every single message of a quiet server: trimming walks
+       the heap. */
+    if (active_count == 0 && active_peak >= QMGR_TRIM_AFTER) {
         malloc_trim(0);
+        active_peak = 0;
+    }
     /* New mail first: its walk is scheduled before the deferred one. */
     if (incoming_backlog) {
         incoming_backlog = 0;
@@ -361,6 +366,8 @@ int qmgr_active_take_from(const char *queue, const char *id)
         active_head = m;
     active_tail = m;
     active_count++;
+    if (active_count > active_peak)
+        active_peak = active_count;
 
     msg_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", id, qf->sender,
              (long long)qf->message_len, qf->rcpt_count);
