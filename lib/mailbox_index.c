@@ -4,10 +4,12 @@
  * DESCRIPTION
  *	See mailbox_index.h and docs/mailbox-index.md. Layout of
  *	DIR/postern-index.lmdb (MDB_NOSUBDIR; DIR/postern-index.lmdb-lock is
- *	LMDB's own lock file), three named databases:
+ *	LMDB's own lock file), four named databases:
  *	  "meta"   version, uidvalidity, uidnext, modseq (decimal text)
  *	  "msgs"   UID (4 bytes big-endian, so keys sort by UID) -> record
  *	  "bases"  unique part of the Maildir name -> UID (big-endian)
+ *	  "cache"  UID + kind (6 bytes big-endian) -> imapd's cached text
+ *	           (added to an existing index in place when first opened)
  *	A record is binary, little-endian, format byte first, and is
  *	checked field by field when read: a bad one means the index is
  *	corrupt, it is moved aside to postern-index.lmdb.corrupt and rebuilt
@@ -305,6 +307,12 @@ const char *ix_rc_text(int rc)
         return "bad index data";
     if (rc == IX_RETRY)
         return "index changed by another process";
+    if (rc == IX_EXISTS)
+        return "already indexed";
+    if (rc == IX_REBUILT)
+        return "index rebuilt since the last sync";
+    if (rc == IX_UIDS_OUT)
+        return "UIDs used up";
     return mdb_strerror(rc);
 }
 
@@ -500,6 +508,7 @@ struct attach_ctx {
     struct mailbox_index *ix;
     int existed;
     int created;
+    int cache_added;
     uint32_t previous;
     struct meta m;
 };
@@ -511,6 +520,16 @@ static int attach_apply(MDB_txn *txn, struct index_env *e, void *vctx)
     if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &e->meta)) != 0 ||
         (rc = mdb_dbi_open(txn, "msgs", MDB_CREATE, &e->msgs)) != 0 ||
         (rc = mdb_dbi_open(txn, "bases", MDB_CREATE, &e->bases)) != 0)
+        return rc;
+    /* An index written before the cache existed gets it here: same
+       version, same UIDs, nothing to rebuild. */
+    c->cache_added = 0;
+    rc = mdb_dbi_open(txn, "cache", 0, &e->cache);
+    if (rc == MDB_NOTFOUND) {
+        c->cache_added = 1;
+        rc = mdb_dbi_open(txn, "cache", MDB_CREATE, &e->cache);
+    }
+    if (rc != 0)
         return rc;
     rc = ix_meta_load(txn, e, &c->m);
     c->created = 0;
@@ -561,7 +580,7 @@ static int env_attach(struct mailbox_index *ix, int *created_r, uint32_t *previo
     ix->e = e;
     e->next = env_list;
     env_list = e;
-    if ((rc = mdb_env_set_maxdbs(e->env, 4)) != 0 ||
+    if ((rc = mdb_env_set_maxdbs(e->env, MAX_DBS)) != 0 ||
         (rc = mdb_env_set_mapsize(e->env, e->mapsize)) != 0 ||
         (rc = mdb_env_open(e->env, ix->db_path, MDB_NOSUBDIR, 0600)) != 0) {
         env_release(ix);
@@ -589,13 +608,22 @@ static int env_attach(struct mailbox_index *ix, int *created_r, uint32_t *previo
     *previous_r = c.previous;
     if (c.created)
         hint_write(ix, c.m.uidvalidity);
+    else if (c.cache_added)
+        msg_info("mailbox index %s: cache database added", ix->db_path);
     return 0;
 }
 
-/* Moves a corrupt index aside; the next attach creates a new one. */
+/* Moves a corrupt index aside; the next attach creates a new one. When
+   the file is no longer the one the handle had open, another handle or
+   process has rebuilt it already and it is left alone. LMDB's lock file
+   goes too: handles still on the old file keep theirs (it describes the
+   old file's transactions), the new file gets a fresh one. */
 void ix_quarantine(struct mailbox_index *ix)
 {
+    int replaced = ix->e != NULL && ix_env_replaced(ix);
     env_release(ix);
+    if (replaced)
+        return;
     char *aside = xasprintf("%s.corrupt", ix->db_path);
     if (rename(ix->db_path, aside) < 0 && errno != ENOENT) {
         msg_warn("mailbox index: rename %s to %s: %m; removing it", ix->db_path, aside);
@@ -603,6 +631,24 @@ void ix_quarantine(struct mailbox_index *ix)
             msg_warn("mailbox index: unlink %s: %m", ix->db_path);
     }
     free(aside);
+    char *lock = xasprintf("%s-lock", ix->db_path);
+    if (unlink(lock) < 0 && errno != ENOENT)
+        msg_warn("mailbox index: unlink %s: %m", lock);
+    free(lock);
+}
+
+int ix_env_replaced(const struct mailbox_index *ix)
+{
+    struct stat st;
+    if (ix->e == NULL || stat(ix->db_path, &st) < 0)
+        return 1;
+    return st.st_dev != ix->e->dev || st.st_ino != ix->e->ino;
+}
+
+int ix_index_reattach(struct mailbox_index *ix, char **error_r)
+{
+    env_release(ix);
+    return ix_index_attach(ix, NULL, error_r);
 }
 
 /* Attaches, rebuilding a corrupt index once. why: the reason an index
@@ -694,7 +740,7 @@ void mailbox_index_close(struct mailbox_index **index_p)
     if (ix == NULL)
         return;
     *index_p = NULL;
-    if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0)
+    if (ix_unwritten(ix) && mailbox_index_flush(ix) < 0)
         msg_warn("mailbox index %s: cannot write pending changes: %m (the next sync "
                  "recovers them)", ix->db_path);
     env_release(ix);
@@ -702,6 +748,7 @@ void mailbox_index_close(struct mailbox_index **index_p)
         close(ix->lock_fd);
     ix_msgs_free(ix);
     pending_free(ix);
+    ix_cache_free(ix);
     for (size_t i = 0; i < ix->gone_count; i++)
         free(ix->gone[i].base);
     free(ix->gone);
@@ -792,6 +839,11 @@ static ssize_t gone_pos(const struct mailbox_index *ix, uint32_t uid, int *found
     }
     *found_r = 0;
     return (ssize_t)lo;
+}
+
+ssize_t ix_gone_pos(const struct mailbox_index *ix, uint32_t uid, int *found_r)
+{
+    return gone_pos(ix, uid, found_r);
 }
 
 /* Keeps gone sorted by UID: a dropped handle asks it on every lookup. */
@@ -1187,7 +1239,18 @@ int mailbox_index_expunge(struct mailbox_index *ix, uint32_t uid)
 struct flush_ctx {
     struct mailbox_index *ix;
     uint64_t start_modseq;
+    struct meta before, after;
 };
+
+/* A dirty record is written only over one that is still there: another
+   handle may have expunged the message since (the file is gone then,
+   and writing would bring the record back until the next sync). */
+static int record_exists(MDB_txn *txn, struct index_env *e, const unsigned char key[4])
+{
+    MDB_val k = { 4, (void *)key }, v;
+    int rc = mdb_get(txn, e->msgs, &k, &v);
+    return rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : rc;
+}
 
 static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
 {
@@ -1200,6 +1263,7 @@ static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
     if (m.uidvalidity != ix->meta.uidvalidity)
         return IX_RETRY; /* rebuilt by someone else: our UIDs mean nothing there */
     c->start_modseq = m.modseq;
+    c->before = m;
     unsigned char key[4], rec[RECORD_MAX];
     for (size_t i = 0; i < ix->gone_count; i++) {
         ix_uid_key(ix->gone[i].uid, key);
@@ -1209,41 +1273,57 @@ static int flush_apply(MDB_txn *txn, struct index_env *e, void *vctx)
         MDB_val bk = { strlen(ix->gone[i].base), ix->gone[i].base };
         if ((rc = mdb_del(txn, e->bases, &bk, NULL)) != 0 && rc != MDB_NOTFOUND)
             return rc;
+        if ((rc = ix_cache_drop(txn, e, ix->gone[i].uid)) != 0)
+            return rc;
         m.modseq++;
     }
+    /* Every change takes one modseq even when its record is skipped, so
+       mailbox_index_flush() can tell each message its modseq. */
     for (size_t i = 0; i < ix->count; i++) {
         if (!ix->extra[i].dirty)
             continue;
         struct mailbox_msg copy = ix->msgs[i];
-        copy.modseq = m.modseq + 1;
+        copy.modseq = ++m.modseq;
         ix_uid_key(copy.uid, key);
-        MDB_val k = { 4, key }, v = { ix_record_encode(&copy, &ix->extra[i], rec), rec };
-        if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+        if ((rc = record_exists(txn, e, key)) < 0)
             return rc;
-        m.modseq++;
+        MDB_val k = { 4, key }, v = { ix_record_encode(&copy, &ix->extra[i], rec), rec };
+        if (rc == 1 && (rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+            return rc;
     }
     for (size_t i = 0; i < ix->pending_count; i++) {
         struct mailbox_msg copy = ix->pending[i].m;
-        copy.modseq = m.modseq + 1;
+        copy.modseq = ++m.modseq;
         ix_uid_key(copy.uid, key);
-        MDB_val k = { 4, key }, v = { ix_record_encode(&copy, &ix->pending[i].x, rec), rec };
-        if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+        if ((rc = record_exists(txn, e, key)) < 0)
             return rc;
-        m.modseq++;
+        MDB_val k = { 4, key }, v = { ix_record_encode(&copy, &ix->pending[i].x, rec), rec };
+        if (rc == 1 && (rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+            return rc;
     }
+    if ((rc = ix_cache_write(txn, e, ix)) != 0)
+        return rc;
     if ((rc = ix_meta_put(txn, e, &m)) != 0)
         return rc;
+    c->after = m;
     return 0;
 }
 
 int mailbox_index_flush(struct mailbox_index *ix)
 {
-    if (ix->dirty_count == 0 && ix->gone_count == 0)
+    if (!ix_unwritten(ix))
         return 0;
-    if (ix_index_ready(ix, NULL) < 0)
+    if (ix_index_ready(ix, NULL) < 0) {
+        ix_cache_free(ix);
         return -1;
+    }
     struct flush_ctx c = { .ix = ix };
     int rc = ix_txn_write(ix->e, flush_apply, &c);
+    /* The cache is an optimisation: values that could not be written
+       are dropped rather than kept growing. */
+    ix_cache_free(ix);
+    if (rc == 0 && ix_meta_same(&c.before, &ix->seen))
+        ix->seen = c.after; /* nobody else wrote since this handle looked */
     if (rc == 0 || rc == IX_RETRY) {
         /* IX_RETRY: the index was rebuilt elsewhere; the next sync
            renumbers everything anyway. */
@@ -1307,7 +1387,7 @@ void mailbox_index_drop_messages(struct mailbox_index *ix)
    not yet written (pending, gone) over it. */
 static void undrop(struct mailbox_index *ix)
 {
-    if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0)
+    if (ix_unwritten(ix) && mailbox_index_flush(ix) < 0)
         msg_warn("mailbox index %s: cannot write pending changes: %m", ix->db_path);
     ix_load_array(ix);
     ix->dropped = 0;

@@ -139,4 +139,60 @@ int mailbox_index_flush(struct mailbox_index *index);
    pages are released again every 256 such reads. */
 void mailbox_index_drop_messages(struct mailbox_index *index);
 
+/*
+ * For imapd (several sessions on one folder, APPEND/COPY, caches).
+ * Code in mailbox_index_imap.c.
+ */
+/* Registers a file the caller has just placed in new/ or cur/ (relpath
+   "cur/NAME:2,S", relative to the Maildir) under the lock: gives it the
+   next UID (returned in *uid_r), writes its record at once and adds it
+   to the in-memory array, without scanning the directories; a later
+   sync keeps that UID. Sizes come from the name (,S= ,W= ,P=) or one
+   read; internal_date 0 means the file's mtime. Returns 0, or -1 with
+   errno (EEXIST: already indexed, *uid_r is its UID; ENOENT: no such
+   file; ELOOP: a symlink; EINVAL: not new/ or cur/, an implausible name
+   (mailbox_index_parse_name) or not a regular file; ESTALE: the index
+   was rebuilt since this handle's last sync, sync and ask
+   mailbox_index_uid_of_base; EOVERFLOW: UIDs used up, the next sync
+   starts a new UIDVALIDITY). *uid_r is 0 unless 0 or EEXIST. */
+int mailbox_index_add(struct mailbox_index *index, const char *relpath, int64_t internal_date,
+                      uint32_t *uid_r);
+/* The UID of a Maildir unique part (base name), 0 if not indexed. Asks
+   LMDB, so it also knows messages other handles added. */
+uint32_t mailbox_index_uid_of_base(struct mailbox_index *index, const char *base);
+/* Cheap check before a sync: 0 when neither new/ nor cur/ changed
+   (directory mtimes, to the nanosecond, noted at the start of the last
+   sync, and not within the 2 seconds before that start: such an mtime
+   is not trusted and the answer is 1 until a later sync), the index
+   file was not replaced (rebuilt) and no other handle or process wrote
+   the index since this handle last read it; 1 when
+   mailbox_index_sync() is needed (also before the first sync, and on
+   any error). This handle's own renames/unlinks change the mtimes too.
+   Costs three stat() calls and one short read transaction. */
+int mailbox_index_stale(struct mailbox_index *index);
+/* The mod-sequence of the last change (CONDSTORE HIGHESTMODSEQ). Every
+   change takes the next modseq and the changed message keeps it as its
+   modseq: an add or expunge at once, set_flags when its record is
+   written (mailbox_index_flush(), which imapd calls after a STORE, or
+   the next sync/close), a sync for each new, renamed or vanished file.
+   Cache writes do not count. */
+uint64_t mailbox_index_highest_modseq(const struct mailbox_index *index);
+
+/* Per-message cache of derived data (ENVELOPE, BODYSTRUCTURE text), kept
+   in the index beside the record and dropped with it (expunge, or the
+   file vanishing). kind is a small number the caller chooses (0..65535).
+   get returns 1 with a malloc'd copy in *data_r (NUL-terminated, length
+   in *len_r), or 0 when absent or unreadable (*data_r NULL). put returns
+   0 or -1 with errno (EINVAL: kind or length out of range; ENOENT: the
+   UID is not in this handle's view, i.e. not synced, added or found);
+   the value is kept in the handle and written at the next flush, sync
+   or close, or when 256 values or 1 MiB wait (the cache is an
+   optimisation: callers ignore failures). Values up to
+   MAILBOX_INDEX_CACHE_MAX bytes. */
+#define MAILBOX_INDEX_CACHE_MAX 65536
+int mailbox_index_cache_get(struct mailbox_index *index, uint32_t uid, unsigned kind,
+                            char **data_r, size_t *len_r);
+int mailbox_index_cache_put(struct mailbox_index *index, uint32_t uid, unsigned kind,
+                            const char *data, size_t len);
+
 #endif

@@ -4,7 +4,8 @@
  * DESCRIPTION
  *	Not for users of the index: lib/mailbox_index.h is its interface.
  *	mailbox_index.c holds the environments, records, lookups and single
- *	changes; mailbox_index_sync.c holds the directory sync.
+ *	changes; mailbox_index_sync.c holds the directory sync;
+ *	mailbox_index_imap.c holds what imapd added (add, stale, cache).
  */
 #ifndef POSTERN_MAILBOX_INDEX_PRIVATE_H
 #define POSTERN_MAILBOX_INDEX_PRIVATE_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "mailbox_index.h"
 
@@ -28,10 +30,18 @@
 #define SYNC_ATTEMPTS 5
 #define PENDING_LIMIT 1024 /* changed records kept by a dropped handle before a flush */
 #define RELEASE_EVERY 256  /* on-demand lookups between releases of the map's pages */
+#define MAX_DBS 8          /* named databases: meta, msgs, bases, cache, and room */
+#define CACHE_KEY 6        /* UID (4 bytes big-endian), kind (2 bytes big-endian) */
+#define CACHE_PENDING_MAX 256                 /* cache values kept before a flush */
+#define CACHE_PENDING_BYTES ((size_t)1 << 20) /* ... and their bytes */
+#define MTIME_TRUST_SEC 2 /* a directory mtime this close to a sync's start is not trusted */
 
 /* Our own result codes, beside LMDB's (-30800..-30780) and errno values. */
 #define IX_RETRY (-29001)
 #define IX_CORRUPT (-29002)
+#define IX_EXISTS (-29003)  /* mailbox_index_add: the unique part is indexed */
+#define IX_REBUILT (-29004) /* the index has another UIDVALIDITY than the handle */
+#define IX_UIDS_OUT (-29005)
 
 struct index_env {
     struct index_env *next;
@@ -40,7 +50,7 @@ struct index_env {
     pid_t pid;
     int refs;
     MDB_env *env;
-    MDB_dbi meta, msgs, bases;
+    MDB_dbi meta, msgs, bases, cache;
     size_t mapsize;
 };
 
@@ -59,6 +69,14 @@ struct msg_extra {
 struct gone {
     uint32_t uid;
     char *base;
+};
+
+/* A cache value not yet written (mailbox_index_cache_put). */
+struct cache_pending {
+    uint32_t uid;
+    unsigned kind;
+    char *data;
+    size_t len;
 };
 
 /* A changed message of a handle whose array is dropped. */
@@ -91,6 +109,17 @@ struct mailbox_index {
     struct msg_extra scratch_x;
     char scratch_base[RECORD_MAX];
     char scratch_path[RECORD_MAX];
+    /* mailbox_index_stale(): what the last successful sync saw. seen is
+       the meta data this handle's array reflects; the directory mtimes
+       were taken before the listing. */
+    int synced;
+    struct meta seen;
+    struct timespec dir_mtime[2]; /* new/, cur/ */
+    uint8_t dir_exists[2];
+    uint8_t dir_trusted[2];
+    /* Cache values waiting for the next flush, sorted by (uid, kind). */
+    struct cache_pending *cache;
+    size_t cache_count, cache_alloc, cache_bytes;
 };
 
 /* Orders unique parts (byte strings, not NUL terminated). */
@@ -131,7 +160,30 @@ void ix_map_release(const struct index_env *e);
    user of its environment closes and reopens it; ix->e is valid after. */
 #define RECYCLE_AFTER 256 /* records written */
 void ix_env_recycle(struct mailbox_index *ix);
+/* 1 when DIR/postern-index.lmdb is no longer the file ix->e has open
+   (rebuilt by another handle or process), or ix has none. */
+int ix_env_replaced(const struct mailbox_index *ix);
+/* Drops the handle's environment and attaches to the current file. */
+int ix_index_reattach(struct mailbox_index *ix, char **error_r);
+/* Something not yet written: changed or expunged messages, cache values. */
+static inline int ix_unwritten(const struct mailbox_index *ix)
+{
+    return ix->dirty_count > 0 || ix->gone_count > 0 || ix->cache_count > 0;
+}
+static inline int ix_meta_same(const struct meta *a, const struct meta *b)
+{
+    return a->uidvalidity == b->uidvalidity && a->uidnext == b->uidnext &&
+           a->modseq == b->modseq;
+}
 /* mailbox_index_sync.c */
 void ix_load_array(struct mailbox_index *ix);
+/* mailbox_index_imap.c */
+/* Deletes every cache value of uid. Returns 0 or an LMDB error. */
+int ix_cache_drop(MDB_txn *txn, struct index_env *e, uint32_t uid);
+/* Writes the pending cache values whose message still has a record. */
+int ix_cache_write(MDB_txn *txn, struct index_env *e, struct mailbox_index *ix);
+void ix_cache_free(struct mailbox_index *ix);
+/* Sorted position of uid in the gone list (*found_r). */
+ssize_t ix_gone_pos(const struct mailbox_index *ix, uint32_t uid, int *found_r);
 
 #endif

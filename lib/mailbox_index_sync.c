@@ -7,6 +7,11 @@
  *	one read transaction, both sorted by unique part and merged; files
  *	new to the index get their sizes from their names (S=, W=, P=) or
  *	one read, then one write transaction applies the changes.
+ *
+ *	Before listing, the sync notes the time and the mtimes of new/ and
+ *	cur/ for mailbox_index_stale() (mailbox_index_imap.c). A handle
+ *	whose index file was replaced (rebuilt by another handle or process)
+ *	attaches to the new file first: its UIDs then start over.
  * DIAGNOSTICS
  *	Files that cannot be read are skipped with msg_warn (and retried at
  *	the next sync); a corrupt index is rebuilt (mailbox_index.c).
@@ -20,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -63,6 +69,10 @@ struct sync_state {
     struct meta m0; /* meta data the merge was based on */
     struct meta m1; /* after the write */
     int changed;
+    /* For mailbox_index_stale(), taken before the listing. */
+    struct timespec start;
+    struct timespec mtime[2];
+    uint8_t exists[2];
 };
 
 
@@ -349,12 +359,6 @@ static void count_adds(struct mailbox_index *ix, struct sync_state *s)
         qsort(s->adds, s->nadds, sizeof(*s->adds), add_cmp);
 }
 
-static int meta_same(const struct meta *a, const struct meta *b)
-{
-    return a->uidvalidity == b->uidvalidity && a->uidnext == b->uidnext &&
-           a->modseq == b->modseq;
-}
-
 static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
 {
     struct sync_state *s = vctx;
@@ -362,7 +366,7 @@ static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
     int rc = ix_meta_load(txn, e, &now);
     if (rc != 0)
         return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
-    if (!meta_same(&now, &s->m0))
+    if (!ix_meta_same(&now, &s->m0))
         return IX_RETRY;
     struct meta m = now;
     unsigned char key[4], rec[RECORD_MAX];
@@ -377,6 +381,8 @@ static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
                 return rc;
             MDB_val bk = { strlen(r->m.base), r->m.base };
             if ((rc = mdb_del(txn, e->bases, &bk, NULL)) != 0 && rc != MDB_NOTFOUND)
+                return rc;
+            if ((rc = ix_cache_drop(txn, e, r->m.uid)) != 0)
                 return rc;
             m.modseq++;
         } else if (r->state == UPDATE) {
@@ -427,12 +433,44 @@ static void install(struct mailbox_index *ix, struct sync_state *s)
     }
     ix->count = c;
     ix->meta = s->m1;
+    ix->seen = s->m1;
+}
+
+/* Notes the time and the directories' mtimes before they are listed:
+   a change after this point moves an mtime away from what is noted. */
+static void note_dirs(struct mailbox_index *ix, struct sync_state *s)
+{
+    clock_gettime(CLOCK_REALTIME, &s->start);
+    for (int i = 0; i < 2; i++) {
+        char *path = xasprintf("%s/%s", ix->maildir, i ? "cur" : "new");
+        struct stat st;
+        s->exists[i] = stat(path, &st) == 0;
+        s->mtime[i] = s->exists[i] ? st.st_mtim : (struct timespec){ 0, 0 };
+        free(path);
+    }
+}
+
+/* A directory changed in the same clock tick as the listing (or just
+   before it) may change again without its mtime moving: such an mtime
+   proves nothing until a later sync sees it well in the past. */
+static void keep_dirs(struct mailbox_index *ix, const struct sync_state *s)
+{
+    for (int i = 0; i < 2; i++) {
+        ix->dir_exists[i] = s->exists[i];
+        ix->dir_mtime[i] = s->mtime[i];
+        ix->dir_trusted[i] =
+            !s->exists[i] || s->mtime[i].tv_sec < s->start.tv_sec - MTIME_TRUST_SEC ||
+            (s->mtime[i].tv_sec == s->start.tv_sec - MTIME_TRUST_SEC &&
+             s->mtime[i].tv_nsec < s->start.tv_nsec);
+    }
+    ix->synced = 1;
 }
 
 static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r)
 {
     struct sync_state s;
     memset(&s, 0, sizeof(s));
+    note_dirs(ix, &s);
     /* new/ before cur/: a message moving new -> cur meanwhile is then
        seen at least once. */
     if (list_dir(ix, &s, 0, error_r) < 0 || list_dir(ix, &s, 1, error_r) < 0) {
@@ -466,15 +504,17 @@ static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r
     }
     *written_r = s.changed ? s.written : 0;
     install(ix, &s);
+    keep_dirs(ix, &s);
     sync_state_free(&s);
     return 0;
 }
 
 int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
 {
+    ix->synced = 0;
     if (ix_index_ready(ix, error_r) < 0)
         return -1;
-    if ((ix->dirty_count > 0 || ix->gone_count > 0) && mailbox_index_flush(ix) < 0) {
+    if (ix_unwritten(ix) && mailbox_index_flush(ix) < 0) {
         int saved = errno;
         if (error_r != NULL)
             *error_r = xasprintf("mailbox index %s: cannot write pending changes: %s",
@@ -484,6 +524,13 @@ int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
     }
     /* The flush left nothing pending: install() builds a new array. */
     ix->dropped = 0;
+    if (ix_env_replaced(ix)) {
+        /* Rebuilt by another handle or process: the array's UIDs belong
+           to the old file. */
+        ix_msgs_free(ix);
+        if (ix_index_reattach(ix, error_r) < 0)
+            return -1;
+    }
     int rebuilt = 0;
     for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
         char *error = NULL;

@@ -1,6 +1,7 @@
 /* Unit tests for lib/mailbox_index.c: UID assignment and stability,
    renames and vanished files, set_flags/expunge, CRLF sizes, Maildir
-   name parsing, corrupt and missing indexes, the mailbox lock, fork. */
+   name parsing, corrupt and missing indexes, the mailbox lock, fork;
+   for imapd: add, uid_of_base, modseq, stale, the cache, many handles. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -972,6 +973,548 @@ static void test_parse_name_valid_and_invalid(void **state)
     assert_int_equal(errno, EINVAL);
 }
 
+/*
+ * For imapd: add, uid_of_base, modseq, stale, cache, many handles.
+ */
+
+static uint32_t add_ok(struct mailbox_index *ix, const char *rel, int64_t date)
+{
+    uint32_t uid = 0;
+    if (mailbox_index_add(ix, rel, date, &uid) < 0)
+        fail_msg("add %s: %s", rel, strerror(errno));
+    return uid;
+}
+
+static void test_add_registers_a_placed_file_and_sync_keeps_its_uid(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint64_t highest = mailbox_index_highest_modseq(ix);
+    /* An older delivery time than the others: still the next UID. */
+    write_file(f->dir, "cur/1600000000.C.host:2,SF", msg_text, strlen(msg_text));
+    assert_int_equal(add_ok(ix, "cur/1600000000.C.host:2,SF", 1234567), 3);
+    assert_int_equal(mailbox_index_uidnext(ix), 4);
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(m[2].uid, 3);
+    assert_string_equal(m[2].base, "1600000000.C.host");
+    assert_string_equal(m[2].path, "cur/1600000000.C.host:2,SF");
+    assert_string_equal(m[2].flags, "FS");
+    assert_int_equal(m[2].size, strlen(msg_text));
+    assert_int_equal(m[2].crlf_size, strlen(msg_text) + 3);
+    assert_int_equal(m[2].internal_date, 1234567);
+    assert_true(m[2].modseq > highest);
+    assert_int_equal(mailbox_index_highest_modseq(ix), m[2].modseq);
+    assert_int_equal(mailbox_index_pop3_size(ix, 3), strlen(msg_text) + 3);
+    uint64_t modseq = m[2].modseq;
+
+    /* Sizes from the name when S= matches; the date from the file. */
+    write_file(f->dir, "new/1700000003.D.host,S=17,W=25,P=26", msg_text, strlen(msg_text));
+    assert_int_equal(add_ok(ix, "new/1700000003.D.host,S=17,W=25,P=26", 0), 4);
+    const struct mailbox_msg *d = mailbox_index_find(ix, 4);
+    assert_non_null(d);
+    assert_int_equal(d->crlf_size, 25);
+    assert_true(d->internal_date > 1600000000);
+    assert_string_equal(d->flags, "");
+
+    /* Again: EEXIST with its UID. */
+    uint32_t uid = 99;
+    assert_int_equal(mailbox_index_add(ix, "cur/1600000000.C.host:2,SF", 0, &uid), -1);
+    assert_int_equal(errno, EEXIST);
+    assert_int_equal(uid, 3);
+
+    /* The sync finds the files indexed: same UIDs, no new modseq. */
+    sync_ok(ix);
+    assert_int_equal(by_base(ix, "1600000000.C.host")->uid, 3);
+    assert_int_equal(by_base(ix, "1600000000.C.host")->modseq, modseq);
+    assert_int_equal(by_base(ix, "1700000003.D.host,S=17,W=25,P=26")->uid, 4);
+    assert_int_equal(mailbox_index_uidnext(ix), 5);
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 4);
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    assert_int_equal(by_base(ix, "1600000000.C.host")->uid, 3);
+    assert_int_equal(by_base(ix, "1600000000.C.host")->internal_date, 1234567);
+    assert_int_equal(mailbox_index_uidnext(ix), 5);
+    mailbox_index_close(&ix);
+}
+
+static void test_add_of_a_missing_or_implausible_file_fails_and_uses_no_uid(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint32_t uid = 7;
+    assert_int_equal(mailbox_index_add(ix, "new/1700000009.X.host", 0, &uid), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(uid, 0);
+    assert_int_equal(mailbox_index_add(ix, "tmp/1700000009.X.host", 0, &uid), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(mailbox_index_add(ix, "cur/.hidden", 0, &uid), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(mailbox_index_add(ix, "cur/a/b", 0, &uid), -1);
+    assert_int_equal(errno, EINVAL);
+    char *p = xasprintf("%s/cur/1700000009.dir", f->dir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    free(p);
+    assert_int_equal(mailbox_index_add(ix, "cur/1700000009.dir", 0, &uid), -1);
+    assert_int_equal(errno, EINVAL);
+    char *target = xasprintf("%s/new/1700000001.A.host", f->dir);
+    p = xasprintf("%s/cur/1700000009.link", f->dir);
+    assert_int_equal(symlink(target, p), 0);
+    free(p);
+    free(target);
+    assert_int_equal(mailbox_index_add(ix, "cur/1700000009.link", 0, &uid), -1);
+    assert_int_equal(errno, ELOOP);
+    assert_int_equal(mailbox_index_uidnext(ix), 2);
+    size_t n;
+    mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 1);
+    write_file(f->dir, "new/1700000010.Y.host", msg_text, strlen(msg_text));
+    assert_int_equal(add_ok(ix, "new/1700000010.Y.host", 0), 2);
+    mailbox_index_close(&ix);
+}
+
+static void test_uid_of_base_follows_the_index(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    assert_int_equal(mailbox_index_uid_of_base(ix, "1700000001.A.host"), 1);
+    assert_int_equal(mailbox_index_uid_of_base(ix, "1700000002.B.host"), 2);
+    assert_int_equal(mailbox_index_uid_of_base(ix, "1700000003.C.host"), 0);
+    assert_int_equal(mailbox_index_uid_of_base(ix, ""), 0);
+    assert_int_equal(mailbox_index_uid_of_base(ix, "new/1700000001.A.host"), 0);
+    write_file(f->dir, "cur/1700000003.C.host:2,S", msg_text, strlen(msg_text));
+    assert_int_equal(add_ok(ix, "cur/1700000003.C.host:2,S", 0), 3);
+    assert_int_equal(mailbox_index_uid_of_base(ix, "1700000003.C.host"), 3);
+    assert_int_equal(mailbox_index_expunge(ix, 1), 0);
+    assert_int_equal(mailbox_index_uid_of_base(ix, "1700000001.A.host"), 0);
+    /* A file that vanished under set_flags is forgotten before the write. */
+    char *p = xasprintf("%s/new/1700000002.B.host", f->dir);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    assert_int_equal(mailbox_index_set_flags(ix, 2, "S"), -1);
+    assert_int_equal(mailbox_index_uid_of_base(ix, "1700000002.B.host"), 0);
+    mailbox_index_close(&ix);
+}
+
+static void test_modseq_advances_and_changed_message_gets_it(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    deliver(f->dir, "1700000003.C.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint64_t h0 = mailbox_index_highest_modseq(ix);
+    assert_true(h0 >= mailbox_index_find(ix, 3)->modseq);
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "S"), 0);
+    assert_int_equal(mailbox_index_flush(ix), 0);
+    uint64_t h1 = mailbox_index_highest_modseq(ix);
+    assert_true(h1 > h0);
+    assert_int_equal(mailbox_index_find(ix, 1)->modseq, h1);
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "FS"), 0);
+    assert_int_equal(mailbox_index_set_flags(ix, 2, "S"), 0);
+    assert_int_equal(mailbox_index_flush(ix), 0);
+    uint64_t h2 = mailbox_index_highest_modseq(ix);
+    assert_true(h2 > h1);
+    assert_true(mailbox_index_find(ix, 1)->modseq > h1);
+    assert_true(mailbox_index_find(ix, 2)->modseq > h1);
+    assert_true(mailbox_index_find(ix, 1)->modseq != mailbox_index_find(ix, 2)->modseq);
+    assert_int_equal(mailbox_index_find(ix, 2)->modseq, h2);
+    uint64_t m1 = mailbox_index_find(ix, 1)->modseq;
+    assert_int_equal(mailbox_index_expunge(ix, 3), 0);
+    uint64_t h3 = mailbox_index_highest_modseq(ix);
+    assert_true(h3 > h2);
+    /* Nothing changed: the sync keeps every modseq. */
+    sync_ok(ix);
+    assert_int_equal(mailbox_index_highest_modseq(ix), h3);
+    assert_int_equal(mailbox_index_find(ix, 1)->modseq, m1);
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    assert_int_equal(mailbox_index_highest_modseq(ix), h3);
+    assert_int_equal(mailbox_index_find(ix, 1)->modseq, m1);
+    assert_string_equal(mailbox_index_find(ix, 1)->flags, "FS");
+    /* Another handle's change reaches this one with the same modseq. */
+    struct mailbox_index *other = open_synced(f->dir);
+    assert_int_equal(mailbox_index_set_flags(other, 2, "RS"), 0);
+    assert_int_equal(mailbox_index_flush(other), 0);
+    sync_ok(ix);
+    assert_string_equal(mailbox_index_find(ix, 2)->flags, "RS");
+    assert_int_equal(mailbox_index_find(ix, 2)->modseq, mailbox_index_find(other, 2)->modseq);
+    assert_int_equal(mailbox_index_highest_modseq(ix), mailbox_index_highest_modseq(other));
+    assert_true(mailbox_index_highest_modseq(ix) > h3);
+    mailbox_index_close(&other);
+    mailbox_index_close(&ix);
+}
+
+/* Puts new/ and cur/ a while into the past: an mtime close to a sync's
+   start is not trusted, so the tests that want "not stale" age them. */
+static void age_dirs(const char *dir)
+{
+    static const struct timespec then[2] = { { 1700000000, 123456789 },
+                                             { 1700000000, 123456789 } };
+    for (int i = 0; i < 2; i++) {
+        char *p = xasprintf("%s/%s", dir, i ? "cur" : "new");
+        assert_int_equal(utimensat(AT_FDCWD, p, then, 0), 0);
+        free(p);
+    }
+}
+
+static void aged_sync(struct mailbox_index *ix, const char *dir)
+{
+    age_dirs(dir);
+    sync_ok(ix);
+}
+
+static void test_stale_reports_deliveries_renames_and_other_handles(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    write_file(f->dir, "cur/1700000002.B.host:2,", msg_text, strlen(msg_text));
+    char *error = NULL;
+    struct mailbox_index *ix = mailbox_index_open(f->dir, &error);
+    assert_non_null(ix);
+    assert_int_equal(mailbox_index_stale(ix), 1); /* never synced */
+    aged_sync(ix, f->dir);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+
+    /* A delivery into new/. */
+    deliver(f->dir, "1700000003.C.host", msg_text);
+    assert_int_equal(mailbox_index_stale(ix), 1);
+    /* Synced in the same second as the change: not trusted yet. */
+    sync_ok(ix);
+    assert_int_equal(mailbox_index_stale(ix), 1);
+    aged_sync(ix, f->dir);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+
+    /* A rename in cur/ (another tool changing flags). */
+    char *from = xasprintf("%s/cur/1700000002.B.host:2,", f->dir);
+    char *to = xasprintf("%s/cur/1700000002.B.host:2,S", f->dir);
+    assert_int_equal(rename(from, to), 0);
+    free(from);
+    free(to);
+    assert_int_equal(mailbox_index_stale(ix), 1);
+    aged_sync(ix, f->dir);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+    assert_string_equal(mailbox_index_find(ix, 2)->flags, "S");
+
+    /* Another handle that only syncs writes nothing. */
+    struct mailbox_index *other = open_synced(f->dir);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+
+    /* Another handle's set_flags: cur/ changes... */
+    assert_int_equal(mailbox_index_set_flags(other, 2, "FS"), 0);
+    assert_int_equal(mailbox_index_flush(other), 0);
+    assert_int_equal(mailbox_index_stale(ix), 1);
+    /* ...and so does the index, which is seen even when the mtime is
+       (made to look) unchanged. */
+    age_dirs(f->dir);
+    assert_int_equal(mailbox_index_stale(ix), 1);
+    sync_ok(ix);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+    assert_string_equal(mailbox_index_find(ix, 2)->flags, "FS");
+
+    /* Another handle's add, with the mtimes put back. */
+    write_file(f->dir, "cur/1700000004.D.host:2,S", msg_text, strlen(msg_text));
+    assert_int_equal(add_ok(other, "cur/1700000004.D.host:2,S", 0), 4);
+    age_dirs(f->dir);
+    assert_int_equal(mailbox_index_stale(ix), 1);
+    sync_ok(ix);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+    assert_int_equal(by_base(ix, "1700000004.D.host")->uid, 4);
+
+    /* This handle's own writes do not make it stale through the index. */
+    assert_int_equal(mailbox_index_set_flags(ix, 1, "S"), 0);
+    assert_int_equal(mailbox_index_flush(ix), 0);
+    age_dirs(f->dir);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+
+    /* A cache value is no change. */
+    assert_int_equal(mailbox_index_cache_put(other, 1, 1, "x", 1), 0);
+    assert_int_equal(mailbox_index_flush(other), 0);
+    assert_int_equal(mailbox_index_stale(ix), 0);
+
+    /* A message expunged by another process. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct mailbox_index *child = mailbox_index_open(f->dir, NULL);
+        int ok = child != NULL && mailbox_index_sync(child, NULL) == 0 &&
+                 mailbox_index_expunge(child, 3) == 0;
+        mailbox_index_close(&child);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    age_dirs(f->dir);
+    assert_int_equal(mailbox_index_stale(ix), 1);
+    sync_ok(ix);
+    assert_null(mailbox_index_find(ix, 3));
+    mailbox_index_close(&other);
+    mailbox_index_close(&ix);
+}
+
+static void expect_cache(struct mailbox_index *ix, uint32_t uid, unsigned kind,
+                         const char *want)
+{
+    char *data = (char *)"unset";
+    size_t len = 99;
+    int r = mailbox_index_cache_get(ix, uid, kind, &data, &len);
+    if (want == NULL) {
+        assert_int_equal(r, 0);
+        assert_null(data);
+        assert_int_equal(len, 0);
+        return;
+    }
+    assert_int_equal(r, 1);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(data, want, len);
+    assert_int_equal(data[len], '\0');
+    free(data);
+}
+
+static void test_cache_put_get_and_dropped_with_its_message(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    deliver(f->dir, "1700000003.C.host", msg_text);
+    deliver(f->dir, "1700000004.D.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint64_t highest = mailbox_index_highest_modseq(ix);
+    assert_int_equal(mailbox_index_cache_put(ix, 1, 1, "envelope A", 10), 0);
+    assert_int_equal(mailbox_index_cache_put(ix, 1, 2, "body A", 6), 0);
+    assert_int_equal(mailbox_index_cache_put(ix, 2, 1, "envelope B", 10), 0);
+    assert_int_equal(mailbox_index_cache_put(ix, 3, 1, "envelope C", 10), 0);
+    assert_int_equal(mailbox_index_cache_put(ix, 4, 65535, "", 0), 0);
+    expect_cache(ix, 1, 1, "envelope A"); /* before the write */
+    assert_int_equal(mailbox_index_cache_put(ix, 1, 1, "envelope A2", 11), 0);
+    expect_cache(ix, 1, 1, "envelope A2");
+    expect_cache(ix, 1, 3, NULL);
+    assert_int_equal(mailbox_index_flush(ix), 0);
+    assert_int_equal(mailbox_index_highest_modseq(ix), highest);
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    expect_cache(ix, 1, 1, "envelope A2");
+    expect_cache(ix, 1, 2, "body A");
+    expect_cache(ix, 2, 1, "envelope B");
+    expect_cache(ix, 4, 65535, "");
+    expect_cache(ix, 5, 1, NULL);
+
+    /* Bad arguments. */
+    static char big[MAILBOX_INDEX_CACHE_MAX + 1];
+    assert_int_equal(mailbox_index_cache_put(ix, 2, 1, big, sizeof(big)), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(mailbox_index_cache_put(ix, 2, 65536, "x", 1), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(mailbox_index_cache_put(ix, 2, 7, big, MAILBOX_INDEX_CACHE_MAX), 0);
+
+    /* Expunge drops the message's values, at once and in LMDB. */
+    assert_int_equal(mailbox_index_expunge(ix, 1), 0);
+    expect_cache(ix, 1, 1, NULL);
+    assert_int_equal(mailbox_index_cache_put(ix, 1, 1, "late", 4), -1);
+    struct mailbox_index *other = mailbox_index_open(f->dir, NULL);
+    assert_non_null(other);
+    expect_cache(other, 1, 1, NULL);
+    expect_cache(other, 1, 2, NULL);
+    expect_cache(other, 2, 1, "envelope B");
+    mailbox_index_close(&other);
+
+    /* A vanished file: the sync drops its values. */
+    char *p = xasprintf("%s/new/1700000002.B.host", f->dir);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    sync_ok(ix);
+    expect_cache(ix, 2, 1, NULL);
+    expect_cache(ix, 2, 7, NULL);
+    expect_cache(ix, 3, 1, "envelope C");
+
+    /* A value for a message another handle expunged is not written. */
+    other = open_synced(f->dir);
+    assert_int_equal(mailbox_index_expunge(other, 3), 0);
+    assert_int_equal(mailbox_index_cache_put(ix, 3, 2, "orphan", 6), 0);
+    assert_int_equal(mailbox_index_flush(ix), 0);
+    expect_cache(other, 3, 2, NULL);
+    mailbox_index_close(&other);
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    expect_cache(ix, 3, 2, NULL);
+    expect_cache(ix, 3, 1, NULL);
+
+    /* Many values are written in batches without an explicit flush. */
+    for (unsigned k = 0; k < 300; k++) {
+        char text[16];
+        snprintf(text, sizeof(text), "v%u", k);
+        assert_int_equal(mailbox_index_cache_put(ix, 4, k, text, strlen(text)), 0);
+    }
+    other = mailbox_index_open(f->dir, NULL);
+    expect_cache(other, 4, 0, "v0");
+    expect_cache(other, 4, 255, "v255");
+    expect_cache(other, 4, 299, NULL);
+    mailbox_index_close(&ix); /* writes the rest */
+    expect_cache(other, 4, 299, "v299");
+    mailbox_index_close(&other);
+}
+
+/* An index written before the cache existed gains it in place. */
+static void test_index_without_cache_database_is_upgraded_in_place(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    struct mailbox_index *ix = open_synced(f->dir);
+    uint32_t uv = mailbox_index_uidvalidity(ix);
+    mailbox_index_close(&ix);
+
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    char *path = xasprintf("%s/postern-index.lmdb", f->dir);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
+    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "cache", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(path);
+
+    char *log = xasprintf("%s/log", f->dir);
+    log_set_file(log);
+    ix = open_synced(f->dir);
+    log_set_file("/dev/stderr");
+    assert_int_equal(mailbox_index_uidvalidity(ix), uv);
+    assert_int_equal(by_base(ix, "1700000002.B.host")->uid, 2);
+    assert_false(exists(f->dir, "postern-index.lmdb.corrupt"));
+    assert_int_equal(mailbox_index_cache_put(ix, 2, 1, "b", 1), 0);
+    mailbox_index_close(&ix);
+    ix = open_synced(f->dir);
+    expect_cache(ix, 2, 1, "b");
+    mailbox_index_close(&ix);
+    char *text = read_text(log);
+    assert_non_null(strstr(text, "cache database added"));
+    assert_null(strstr(text, "rebuilt"));
+    free(text);
+    free(log);
+}
+
+/* Handles of one folder in one process share the environment; each
+   array is right after its own sync. */
+static void test_handles_in_one_process_stay_coherent_across_changes(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    deliver(f->dir, "1700000003.C.host", msg_text);
+    struct mailbox_index *a = open_synced(f->dir);
+    struct mailbox_index *b = open_synced(f->dir);
+    struct mailbox_index *c = open_synced(f->dir);
+
+    write_file(f->dir, "cur/1700000004.D.host:2,S", msg_text, strlen(msg_text));
+    assert_int_equal(add_ok(b, "cur/1700000004.D.host:2,S", 0), 4);
+    assert_null(mailbox_index_find(a, 4));
+    assert_int_equal(mailbox_index_stale(a), 1);
+    sync_ok(a);
+    assert_string_equal(mailbox_index_find(a, 4)->path, "cur/1700000004.D.host:2,S");
+    /* b's array holds 4 already; a sync of b changes nothing. */
+    assert_non_null(mailbox_index_find(b, 4));
+    sync_ok(b);
+
+    /* a adds too, while c has not synced since: UIDs keep growing and
+       c's sync sees both. */
+    write_file(f->dir, "new/1700000005.E.host", msg_text, strlen(msg_text));
+    assert_int_equal(add_ok(a, "new/1700000005.E.host", 0), 5);
+    assert_int_equal(mailbox_index_uidnext(a), 6);
+
+    assert_int_equal(mailbox_index_expunge(b, 1), 0);
+    /* a changes flags of a message b expunges before a writes. */
+    assert_int_equal(mailbox_index_set_flags(a, 2, "S"), 0);
+    assert_int_equal(mailbox_index_expunge(b, 2), 0);
+    assert_int_equal(mailbox_index_flush(a), 0);
+    struct mailbox_index *d = mailbox_index_open(f->dir, NULL);
+    assert_non_null(d);
+    mailbox_index_drop_messages(d); /* reads LMDB as it is */
+    assert_null(mailbox_index_find(d, 2));
+    mailbox_index_close(&d);
+
+    struct mailbox_index *all[3] = { a, b, c };
+    for (int i = 0; i < 3; i++) {
+        sync_ok(all[i]);
+        size_t n;
+        const struct mailbox_msg *m = mailbox_index_messages(all[i], &n);
+        assert_int_equal(n, 3);
+        assert_int_equal(m[0].uid, 3);
+        assert_int_equal(m[1].uid, 4);
+        assert_int_equal(m[2].uid, 5);
+        assert_int_equal(mailbox_index_uidnext(all[i]), 6);
+    }
+    assert_int_equal(mailbox_index_highest_modseq(a), mailbox_index_highest_modseq(c));
+    mailbox_index_close(&b);
+    sync_ok(a);
+    mailbox_index_close(&a);
+    sync_ok(c);
+    mailbox_index_close(&c);
+}
+
+/* One handle finds the index corrupt and rebuilds it; the others of the
+   process move to the new file instead of rebuilding it again. */
+static void test_rebuild_by_one_handle_is_adopted_by_the_others(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    struct mailbox_index *a = open_synced(f->dir);
+    struct mailbox_index *b = open_synced(f->dir);
+    uint32_t uv = mailbox_index_uidvalidity(a);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Another process, so opening the file again is allowed. */
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        char *path = xasprintf("%s/postern-index.lmdb", f->dir);
+        unsigned char key[4] = { 0, 0, 0, 1 };
+        MDB_val k = { 4, key }, v = { 5, "junk!" };
+        int ok = mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 8) == 0 &&
+                 mdb_env_open(env, path, MDB_NOSUBDIR, 0600) == 0 &&
+                 mdb_txn_begin(env, NULL, 0, &txn) == 0 &&
+                 mdb_dbi_open(txn, "msgs", 0, &dbi) == 0 && mdb_put(txn, dbi, &k, &v, 0) == 0 &&
+                 mdb_txn_commit(txn) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sync_ok(a);
+    uint32_t uv2 = mailbox_index_uidvalidity(a);
+    assert_true(uv2 > uv);
+    assert_int_equal(mailbox_index_stale(b), 1);
+    uint32_t uid;
+    write_file(f->dir, "new/1700000003.C.host", msg_text, strlen(msg_text));
+    assert_int_equal(mailbox_index_add(b, "new/1700000003.C.host", 0, &uid), -1);
+    assert_int_equal(errno, ESTALE);
+    sync_ok(b);
+    assert_int_equal(mailbox_index_uidvalidity(b), uv2);
+    size_t n;
+    mailbox_index_messages(b, &n);
+    assert_int_equal(n, 3);
+    sync_ok(a);
+    assert_int_equal(mailbox_index_uidvalidity(a), uv2);
+    assert_int_equal(mailbox_index_uid_of_base(a, "1700000003.C.host"),
+                     mailbox_index_uid_of_base(b, "1700000003.C.host"));
+    mailbox_index_close(&a);
+    mailbox_index_close(&b);
+}
+
 int main(void)
 {
     log_set_file("/dev/stderr");
@@ -1021,6 +1564,24 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sizes_come_from_the_name_when_it_matches_the_file,
                                         setup, teardown),
         cmocka_unit_test(test_parse_name_valid_and_invalid),
+        cmocka_unit_test_setup_teardown(test_add_registers_a_placed_file_and_sync_keeps_its_uid,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_of_a_missing_or_implausible_file_fails_and_uses_no_uid,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uid_of_base_follows_the_index,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_modseq_advances_and_changed_message_gets_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_reports_deliveries_renames_and_other_handles,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_put_get_and_dropped_with_its_message,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_without_cache_database_is_upgraded_in_place,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handles_in_one_process_stay_coherent_across_changes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_by_one_handle_is_adopted_by_the_others,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
