@@ -19,9 +19,30 @@
  *	keeps it readable, and retrying at once would spin and flood the
  *	log. Daemons keep their own session limits below the descriptor
  *	limit so that this stays the exception.
+ *	Chroot (-j, from master.cf's chroot column): the process must be
+ *	able to do its work inside $queue_directory alone, so everything
+ *	that needs the outside world happens first, with the effective
+ *	identity of mail_owner (real and saved uid stay root, so that
+ *	the chroot itself is still possible): tzset(), a chdir to the
+ *	queue, every file-backed table any parameter names
+ *	(table_jail_preload), and on_init, which reads certificates and
+ *	keys, starts c-ares and opens whatever else the daemon needs.
+ *	Then chroot("."), and the final, irrevocable drop to mail_owner.
+ *	From the start of that sequence the daemon sees queue_directory
+ *	as "." (its working directory, which becomes the root), so every
+ *	path built from it means the same before and after the chroot;
+ *	server_queue_directory_outside() keeps the real name for what
+ *	goes to processes outside the jail (paths in delivery requests).
+ *	glibc applies set*id to every thread and threads share the root,
+ *	so worker threads started by on_init end up jailed and
+ *	unprivileged too. Only daemons that set chroot_ok accept -j: one
+ *	that reads mailboxes would fail at its first delivery, so asking
+ *	it to chroot is fatal at start, in the log and at every restart.
+ *	Started by a normal user, -j logs a warning and does nothing, as
+ *	the privilege drop does nothing.
  * DIAGNOSTICS
- *	Bad arguments, a missing listener or a failed privilege drop are
- *	fatal: master logs the exit and restarts with back-off.
+ *	Bad arguments, a missing listener or a failed privilege drop or
+ *	chroot are fatal: master logs the exit and restarts with back-off.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,11 +60,13 @@
 #include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "table.h"
 #include "xalloc.h"
 
 static const char *server_service = "";
@@ -56,6 +79,10 @@ static int server_sessions;
 static int signal_pipe[2] = {-1, -1};
 static volatile sig_atomic_t single_stop;
 static struct event_timer *accept_pause_timer;
+static int server_jailed;             /* chroot after on_init (-j, started as root) */
+static char *server_outside_queue;    /* queue_directory as named outside the jail */
+static uid_t jail_uid;
+static gid_t jail_gid;
 
 #define SERVER_ACCEPT_PAUSE_MS 250
 
@@ -69,6 +96,16 @@ struct event_loop *server_loop(void)
     return server_event_loop;
 }
 
+int server_chrooted(void)
+{
+    return server_jailed;
+}
+
+const char *server_queue_directory_outside(void)
+{
+    return server_outside_queue != NULL ? server_outside_queue : config_str("queue_directory");
+}
+
 void server_session_count(int open_sessions)
 {
     server_sessions = open_sessions;
@@ -79,7 +116,7 @@ void server_session_count(int open_sessions)
 static void server_usage(const char *program)
 {
     msg_fatal("usage: %s -c config_dir [-n service] [-t type] [-o name=value]... "
-              "[-s address] [-v]", program);
+              "[-s address] [-j] [-v]", program);
 }
 
 /* Binds a listener for running a daemon by hand: a path or host:port. */
@@ -128,21 +165,81 @@ static int server_bind_own(const char *address)
     return fd;
 }
 
-/* Drops root to mail_owner (DESIGN.md invariant 3). */
-static void server_drop_privileges(void)
+static const struct passwd *server_mail_owner(void)
 {
-    if (geteuid() != 0)
-        return;
     const char *owner = config_str("mail_owner");
     struct passwd *pw = getpwnam(owner);
     if (pw == NULL)
         msg_fatal("mail_owner %s: no such user", owner);
     if (pw->pw_uid == 0)
         msg_fatal("mail_owner %s must not be root", owner);
-    if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+    return pw;
+}
+
+static void server_drop_to(uid_t uid, gid_t gid)
+{
+    const char *owner = config_str("mail_owner");
+    if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
         msg_fatal("cannot drop privileges to %s: %m", owner);
-    if (setuid(0) == 0)
+    if (setuid(0) == 0 || seteuid(0) == 0)
         msg_fatal("privilege drop to %s did not stick", owner);
+}
+
+/* Drops root to mail_owner (DESIGN.md invariant 3). */
+static void server_drop_privileges(void)
+{
+    if (geteuid() != 0)
+        return;
+    const struct passwd *pw = server_mail_owner();
+    server_drop_to(pw->pw_uid, pw->pw_gid);
+}
+
+/* First half of a chrooted start: see the DESCRIPTION. */
+static void server_jail_prepare(const char *program, const struct server_hooks *hooks)
+{
+    const char *queue_dir = config_str("queue_directory");
+    if (!hooks->chroot_ok)
+        msg_fatal("service %s: master.cf says chroot = y, but %s reads files outside "
+                  "queue_directory (mailboxes) and cannot run chrooted; set the chroot "
+                  "column of this service to n", server_service, program);
+    if (geteuid() != 0) {
+        msg_warn("service %s: chroot = y has no effect: not started as root", server_service);
+        return;
+    }
+    const struct passwd *pw = server_mail_owner();
+    jail_uid = pw->pw_uid;
+    jail_gid = pw->pw_gid;
+    if (queue_dir[0] != '/')
+        msg_fatal("queue_directory %s must be an absolute path to chroot into", queue_dir);
+    /* localtime_r() loads the zone once, at its first call; inside the
+       jail there is no /etc/localtime to load. */
+    tzset();
+    if (chdir(queue_dir) < 0)
+        msg_fatal("chdir %s: %m", queue_dir);
+    server_outside_queue = xstrdup(queue_dir);
+    config_override("queue_directory", ".");
+    /* Tables and on_init read files as mail_owner, as without chroot. */
+    if (setgroups(1, &jail_gid) < 0 || setegid(jail_gid) < 0 || seteuid(jail_uid) < 0)
+        msg_fatal("cannot switch to mail_owner %s before the chroot: %m",
+                  config_str("mail_owner"));
+    table_jail_preload();
+    server_jailed = 1;
+}
+
+/* Second half, after on_init: nothing outside the queue is opened again. */
+static void server_jail_enter(void)
+{
+    if (!server_jailed)
+        return;
+    table_jail_seal();
+    if (seteuid(0) < 0)
+        msg_fatal("seteuid 0 for the chroot: %m");
+    if (chroot(".") < 0)
+        msg_fatal("chroot %s: %m", server_outside_queue);
+    if (chdir("/") < 0)
+        msg_fatal("chdir / in the chroot %s: %m", server_outside_queue);
+    server_drop_to(jail_uid, jail_gid);
+    msg_debug("chrooted to %s", server_outside_queue);
 }
 
 static void server_status(char what)
@@ -167,6 +264,32 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* Stops accepting; the process exits when its last session ends. */
+static void server_drain(struct event_loop *loop)
+{
+    if (server_draining)
+        return;
+    server_draining = 1;
+    event_timer_cancel(loop, &accept_pause_timer);
+    if (server_listen_fd >= 0) {
+        event_fd_del(loop, server_listen_fd);
+        close(server_listen_fd);
+        server_listen_fd = -1;
+    }
+    if (server_hook->on_stop)
+        server_hook->on_stop(loop);
+    if (server_sessions == 0)
+        event_loop_stop(loop);
+}
+
+void server_restart_soon(const char *why)
+{
+    if (server_draining || server_event_loop == NULL)
+        return;
+    msg_info("%s: restarting after the current sessions end", why);
+    server_drain(server_event_loop);
+}
+
 static void signal_read_cb(struct event_loop *loop, int fd, int events, void *ctx)
 {
     unsigned char sigs[16];
@@ -177,19 +300,8 @@ static void signal_read_cb(struct event_loop *loop, int fd, int events, void *ct
                 server_hook->on_stop(loop);
             exit(0);
         }
-        if (sigs[i] == SIGHUP && !server_draining) {
-            server_draining = 1;
-            event_timer_cancel(loop, &accept_pause_timer);
-            if (server_listen_fd >= 0) {
-                event_fd_del(loop, server_listen_fd);
-                close(server_listen_fd);
-                server_listen_fd = -1;
-            }
-            if (server_hook->on_stop)
-                server_hook->on_stop(loop);
-            if (server_sessions == 0)
-                event_loop_stop(loop);
-        }
+        if (sigs[i] == SIGHUP)
+            server_drain(loop);
     }
 }
 
@@ -234,6 +346,11 @@ static void accept_cb(struct event_loop *loop, int fd, int events, void *ctx)
             (void)setsockopt(conn, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         server_hook->on_accept(loop, conn, (struct sockaddr *)&peer, len);
+        /* A table file was rebuilt and the chroot hides the new one. */
+        if (server_jailed && table_jail_changed()) {
+            server_restart_soon("a table changed since the chroot");
+            return;
+        }
     }
 }
 
@@ -258,6 +375,7 @@ static void run_event_server(void)
     event_fd_add(server_event_loop, signal_pipe[0], EVENT_READ, signal_read_cb, NULL);
     if (server_hook->on_init)
         server_hook->on_init(server_event_loop);
+    server_jail_enter();
     if (server_listen_fd >= 0)
         event_fd_add(server_event_loop, server_listen_fd, EVENT_READ, accept_cb, NULL);
     event_loop_run(server_event_loop);
@@ -270,6 +388,7 @@ static void run_single_server(void)
     long long max_use = config_int("max_use");
     if (server_hook->on_init)
         server_hook->on_init(NULL);
+    server_jail_enter();
     for (long long used = 0; max_use <= 0 || used < max_use;) {
         if (single_stop)
             break;
@@ -317,19 +436,21 @@ void server_main(int argc, char **argv, const char *program, enum server_kind ki
     const char *own_address = NULL;
     const char *service = program;
     int verbose = 0;
+    int jail = 0;
     int c;
     char **overrides = xcalloc((size_t)argc + 1, sizeof(char *));
     size_t override_count = 0;
 
     log_init(program);
     server_hook = hooks;
-    while ((c = getopt(argc, argv, "c:n:t:o:s:v")) != -1) {
+    while ((c = getopt(argc, argv, "c:n:t:o:s:jv")) != -1) {
         switch (c) {
         case 'c': config_dir = optarg; break;
         case 'n': service = optarg; break;
         case 't': break;
         case 'o': overrides[override_count++] = optarg; break;
         case 's': own_address = optarg; break;
+        case 'j': jail = 1; break;
         case 'v': verbose++; break;
         default: server_usage(program);
         }
@@ -372,7 +493,10 @@ void server_main(int argc, char **argv, const char *program, enum server_kind ki
     if (flags >= 0)
         fcntl(server_listen_fd, F_SETFL, flags | O_NONBLOCK);
 
-    server_drop_privileges();
+    if (jail)
+        server_jail_prepare(program, hooks);
+    else
+        server_drop_privileges();
     install_signals();
     if (kind == SERVER_EVENT)
         run_event_server();

@@ -6,7 +6,7 @@
  * DESCRIPTION
  *	master starts a daemon as
  *	  <daemon_directory>/<command> -c <config_dir> -n <service> -t <type>
- *	      [-o name=value]... [-v]
+ *	      [-o name=value]... [-j] [-v]
  *	with the service's listening socket on fd 3 (SERVER_LISTEN_FD) and a
  *	status pipe to master on fd 4 (SERVER_STATUS_FD). The skeleton
  *	parses argv, loads main.cf and the -o overrides, opens the log,
@@ -22,6 +22,16 @@
  *	event server to stop accepting, call on_stop, and exit when its
  *	last session ends (server_session_count(0)); master sends it on
  *	reload while a new process takes over the listener.
+ *	-j (master.cf chroot = y): when started as root, the process
+ *	chroots into $queue_directory after on_init, which runs with
+ *	mail_owner's effective identity and must open everything the
+ *	daemon needs from outside the queue (certificates, keys, DNS
+ *	setup); file-backed tables named by any parameter are opened
+ *	before on_init (table_jail_preload), so later table_open() calls
+ *	get them. From before on_init on, config_str("queue_directory")
+ *	is "." (the working directory, the future root): paths built from
+ *	it stay valid across the chroot. Only daemons whose hooks set
+ *	chroot_ok accept -j (smtpd, smtp, qmgr); the others exit fatally.
  *	Without fd 3 (run by hand), -s ADDRESS makes the skeleton bind its
  *	own socket (a path, or host:port) for tests.
  */
@@ -46,6 +56,9 @@ struct server_hooks {
     void (*serve)(int fd);
     /* Event servers: SIGTERM arrived; finish or drop sessions. */
     void (*on_stop)(struct event_loop *loop);
+    /* 1: the daemon works inside $queue_directory alone and may be
+       chrooted there (-j); 0: -j is fatal. */
+    int chroot_ok;
 };
 
 enum server_kind { SERVER_EVENT, SERVER_SINGLE };
@@ -56,6 +69,18 @@ void server_main(int argc, char **argv, const char *program, enum server_kind ki
 
 /* The service name from -n (e.g. "smtp", "submission"). */
 const char *server_service_name(void);
+/* 1 when the process runs chrooted in the queue directory, or will as
+   soon as on_init returns (-j as root); 0 otherwise. */
+int server_chrooted(void);
+/* queue_directory as processes outside the chroot name it (the
+   configured value; the same as config_str("queue_directory") when not
+   chrooted). Paths sent to other daemons are built from this. */
+const char *server_queue_directory_outside(void);
+/* Event servers: stop accepting, exit when the last session ends (as on
+   SIGHUP); master starts a fresh process for new connections. For a
+   chrooted daemon that notices a file it read before the chroot was
+   replaced (logged with why). No-op for single servers. */
+void server_restart_soon(const char *why);
 /* The loop of an event server (NULL for single servers). */
 struct event_loop *server_loop(void);
 /* Event servers: number of sessions open, reported by the daemon so the

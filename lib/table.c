@@ -6,6 +6,20 @@
  *	(table_lmdb.c, table_pcre.c, table_inline.c), implements table
  *	lists, and holds what the types share: the error buffer, the file
  *	reader and the logical-line scanner of the text formats.
+ *
+ *	Chroot: a daemon that will chroot into the queue directory calls
+ *	table_jail_preload() first. It opens every lmdb: and pcre: table
+ *	that any parameter names (the expanded value of every declared or
+ *	set parameter, split into words) and keeps them in a registry;
+ *	from then on table_open() of such a spec returns a light handle
+ *	onto the registered table, so the lazy opens of resolve.c,
+ *	transport.c and the like, done after the chroot, get a table whose
+ *	file was read outside. table_jail_seal(), just before the chroot,
+ *	opens the lmdb environments now and pins them (no reopening by
+ *	path; see table_lmdb.c). inline: and static: need no file and
+ *	behave as always. A file-backed spec that no parameter names and
+ *	that is first opened after the chroot fails to open its file, as
+ *	any missing table does (TABLE_ERROR, the caller defers).
  * DIAGNOSTICS
  *	Bad specs and lookup failures come back through error_r, as text in
  *	one module-owned buffer that the next failing call overwrites.
@@ -21,6 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "table_impl.h"
 #include "xalloc.h"
@@ -151,7 +166,7 @@ int table_text_next(struct table_text *text, const char **line_r, size_t *lineno
  * Single tables.
  */
 
-struct table *table_open(const char *spec, const char **error_r)
+static struct table *table_open_type(const char *spec, const char **error_r)
 {
     const char *colon = strchr(spec, ':');
     if (colon == NULL || colon == spec) {
@@ -179,6 +194,148 @@ struct table *table_open(const char *spec, const char **error_r)
         return NULL;
     table->spec = xstrdup(spec);
     return table;
+}
+
+/*
+ * The registry of a process about to chroot (table_jail_preload).
+ */
+
+enum jail_state { JAIL_NONE, JAIL_PRELOADING, JAIL_SEALED };
+
+static enum jail_state jail_state;
+static struct table **jail_tables;   /* owned here for the process's life */
+static size_t jail_count, jail_alloc;
+static int jail_changed;
+
+void table_jail_note_changed(void)
+{
+    jail_changed = 1;
+}
+
+int table_jail_changed(void)
+{
+    return jail_changed;
+}
+
+/* A handle that consumers open and close; the table stays registered. */
+struct jail_ref {
+    struct table t;
+    struct table *target;
+};
+
+static int jail_file_backed(const char *spec)
+{
+    return strncmp(spec, "lmdb:", 5) == 0 || strncmp(spec, "pcre:", 5) == 0;
+}
+
+static struct table *jail_find(const char *spec)
+{
+    for (size_t i = 0; i < jail_count; i++)
+        if (strcmp(jail_tables[i]->spec, spec) == 0)
+            return jail_tables[i];
+    return NULL;
+}
+
+static void jail_add(struct table *table)
+{
+    if (jail_count == jail_alloc) {
+        jail_alloc = jail_alloc ? jail_alloc * 2 : 8;
+        jail_tables = xreallocarray(jail_tables, jail_alloc, sizeof(*jail_tables));
+    }
+    jail_tables[jail_count++] = table;
+}
+
+static enum table_result jail_ref_lookup(struct table *table, const char *key, char **value_r,
+                                         const char **error_r)
+{
+    struct table *target = ((struct jail_ref *)table)->target;
+    return target->ops->lookup(target, key, value_r, error_r);
+}
+
+static long jail_ref_foreach(struct table *table, table_foreach_fn *cb, void *ctx,
+                             const char **error_r)
+{
+    return table_foreach(((struct jail_ref *)table)->target, cb, ctx, error_r);
+}
+
+static void jail_ref_free(struct table *table)
+{
+    free(table);
+}
+
+static const struct table_ops jail_ref_ops = {
+    .type = "shared",
+    .lookup = jail_ref_lookup,
+    .foreach = jail_ref_foreach,
+    .free = jail_ref_free,
+};
+
+struct table *table_open(const char *spec, const char **error_r)
+{
+    if (jail_state == JAIL_NONE)
+        return table_open_type(spec, error_r);
+    struct table *shared = jail_find(spec);
+    if (shared == NULL && jail_state == JAIL_PRELOADING && jail_file_backed(spec)) {
+        shared = table_open_type(spec, error_r);
+        if (shared == NULL)
+            return NULL;
+        jail_add(shared);
+    }
+    if (shared == NULL)
+        return table_open_type(spec, error_r);
+    struct jail_ref *ref = xcalloc(1, sizeof(*ref));
+    ref->t.ops = &jail_ref_ops;
+    ref->t.spec = xstrdup(spec);
+    ref->target = shared;
+    return &ref->t;
+}
+
+/* Registers the file-backed tables among the words of one value. */
+static void jail_preload_value(const char *value)
+{
+    size_t n = 0;
+    char **words = config_split_list(value, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (!jail_file_backed(words[i]) || jail_find(words[i]) != NULL)
+            continue;
+        /* Quietly: a parameter this daemon never uses may name a table
+           that does not exist; the daemon that uses it reports that. */
+        const char *error;
+        struct table *table = table_open_type(words[i], &error);
+        if (table != NULL)
+            jail_add(table);
+    }
+    strv_free(&words);
+}
+
+static void jail_preload_set(const char *name, const char *raw_value, void *ctx)
+{
+    (void)raw_value;
+    (void)ctx;
+    if (config_param_def(name) == NULL)
+        jail_preload_value(config_str(name));
+}
+
+void table_jail_preload(void)
+{
+    if (jail_state != JAIL_NONE)
+        msg_panic("table_jail_preload: called twice");
+    jail_state = JAIL_PRELOADING;
+    for (size_t i = 0; i < param_table_count; i++)
+        if (param_table[i].type == PARAM_STR)
+            jail_preload_value(config_str(param_table[i].name));
+    config_foreach_set(jail_preload_set, NULL);
+    msg_debug("%zu file-backed tables opened before the chroot", jail_count);
+}
+
+void table_jail_seal(void)
+{
+    if (jail_state != JAIL_PRELOADING)
+        msg_panic("table_jail_seal: table_jail_preload was not called");
+    for (size_t i = 0; i < jail_count; i++)
+        if (jail_tables[i]->ops->pin != NULL)
+            jail_tables[i]->ops->pin(jail_tables[i]);
+    jail_state = JAIL_SEALED;
 }
 
 void table_close(struct table **table_p)

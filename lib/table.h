@@ -46,6 +46,18 @@ void table_list_close(struct table_list **list_p);
 enum table_result table_list_lookup(struct table_list *list, const char *key, char **value_r,
                                     const char **error_r);
 
+/* Chroot support (lib/server.c calls these; see table.c). Preload:
+   opens every lmdb:/pcre: table named by any parameter and makes later
+   table_open() calls of those specs share them. Seal: opens the lmdb
+   files now, just before the chroot; a table file replaced afterwards
+   (postmap) keeps its old contents in this process, with one warning,
+   until the process is restarted: event servers restart themselves
+   (server_restart_soon) at the next connection after a lookup noticed. */
+void table_jail_preload(void);
+void table_jail_seal(void);
+/* 1 once a lookup found a pinned table's file replaced. */
+int table_jail_changed(void);
+
 /* Builds path.lmdb from the text file at path (durably: temp file, fsync,
    rename). alias_format: lines "key: value" with continuation lines
    (postalias); otherwise "key value" (postmap). Returns the number of

@@ -30,12 +30,18 @@ struct table_ops {
                     const char **error_r);
     /* Frees the type's part and the struct itself (not spec). */
     void (*free)(struct table *table);
+    /* Before a chroot (table_jail_seal): open the file now and never
+       reopen it by path. NULL when the type reads everything at open. */
+    void (*pin)(struct table *table);
 };
 
 struct table {
     const struct table_ops *ops;
     char *spec;   /* "type:name" as opened; owned by table.c */
 };
+
+/* Set by a pinned type that finds its file replaced (table_jail_changed). */
+void table_jail_note_changed(void);
 
 /* Formats into the module's error buffer and returns it; the text stays
    valid until the next table_* call that reports an error. */

@@ -30,6 +30,13 @@
  *	lookup compares the file's device, inode, size and mtime with the
  *	open one. Read transactions last one lookup; values are copied out
  *	before they end.
+ *
+ *	A pinned table (table_jail_seal, before a chroot) is opened at once
+ *	and never reopened: its path means nothing inside the chroot. When
+ *	the open file has been replaced (its link count dropped to zero),
+ *	one warning says so; lookups go on answering from the old file
+ *	until the process is restarted (table_jail_changed tells the
+ *	server skeleton, which restarts event servers).
  * DIAGNOSTICS
  *	Bad source lines are warnings naming file:line and are skipped. A
  *	missing or unreadable .lmdb is a TABLE_ERROR at lookup.
@@ -73,6 +80,8 @@ struct lmdb_table {
     off_t size;
     struct timespec mtime;
     long long checked_ms;   /* monotonic time of the last identity check */
+    int pinned;             /* opened before a chroot: never reopened by path */
+    int replaced_logged;    /* pinned, and the file was replaced: said once */
 };
 
 static long long lmdb_now_ms(void)
@@ -130,9 +139,34 @@ static int lmdb_reader_open(struct lmdb_table *lt, const char **error_r)
     return 0;
 }
 
+/* A pinned table: the environment opened before the chroot, or nothing. */
+static int lmdb_pinned_ready(struct lmdb_table *lt, const char **error_r)
+{
+    if (lt->env == NULL) {
+        *error_r = table_error("%s: %s could not be opened before the chroot", lt->t.spec,
+                               lt->dbpath);
+        return -1;
+    }
+    long long now = lmdb_now_ms();
+    if (!lt->replaced_logged && now - lt->checked_ms >= LMDB_CHECK_MS) {
+        int fd;
+        struct stat st;
+        lt->checked_ms = now;
+        if (mdb_env_get_fd(lt->env, &fd) == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0) {
+            msg_warn("%s: %s was rebuilt; this chrooted process can only read the old "
+                     "file until it restarts", lt->t.spec, lt->dbpath);
+            lt->replaced_logged = 1;
+            table_jail_note_changed();
+        }
+    }
+    return 0;
+}
+
 /* Makes lt->env usable: opens it lazily, after fork, or after a rebuild. */
 static int lmdb_reader_ready(struct lmdb_table *lt, const char **error_r)
 {
+    if (lt->pinned)
+        return lmdb_pinned_ready(lt, error_r);
     if (lt->env != NULL && lt->pid != getpid())
         lmdb_reader_close(lt);
     if (lt->env != NULL) {
@@ -254,11 +288,21 @@ static void lmdb_free(struct table *table)
     free(lt);
 }
 
+static void lmdb_pin(struct table *table)
+{
+    struct lmdb_table *lt = (struct lmdb_table *)table;
+    const char *error;
+    if (lt->env == NULL && lmdb_reader_open(lt, &error) < 0)
+        msg_debug("%s", error);   /* reported at lookup, by the daemon that uses it */
+    lt->pinned = 1;
+}
+
 static const struct table_ops lmdb_ops = {
     .type = "lmdb",
     .lookup = lmdb_lookup,
     .foreach = lmdb_foreach,
     .free = lmdb_free,
+    .pin = lmdb_pin,
 };
 
 struct table *table_lmdb_open(const char *name, const char **error_r)

@@ -117,11 +117,76 @@ char *users_hash_password(const char *password, const char **error_r)
     return result;
 }
 
+/* The passwd_file a chrooted daemon opened before its chroot. */
+static int kept_fd = -1;
+static char *kept_path;
+static int kept_replaced;
+
+int users_kept_file_replaced(void)
+{
+    return kept_replaced;
+}
+
+int users_keep_open(const char *passwd_file, const char **error_r)
+{
+    int fd = open(passwd_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *error_r = users_error("open %s: %s", passwd_file, strerror(errno));
+        return -1;
+    }
+    if (kept_fd >= 0)
+        close(kept_fd);
+    free(kept_path);
+    kept_fd = fd;
+    kept_path = xstrdup(passwd_file);
+    return 0;
+}
+
+/* Appends the whole of fd, from offset 0, to b. */
+static int users_read_fd(int fd, const char *path, struct buf *b, const char **error_r)
+{
+    off_t offset = 0;
+    for (;;) {
+        if (b->len >= USERS_MAX_FILE) {
+            *error_r = users_error("%s is larger than %d bytes", path, USERS_MAX_FILE);
+            return -1;
+        }
+        char *dst = buf_reserve(b, 65536);
+        ssize_t n = pread(fd, dst, 65536, offset);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            *error_r = users_error("read %s: %s", path, strerror(errno));
+            return -1;
+        }
+        if (n == 0)
+            return 0;
+        buf_commit(b, (size_t)n);
+        offset += n;
+    }
+}
+
 /* Reads the whole file into b. A missing file reads as empty when
    missing_ok. Returns 0 or -1 with *error_r. */
 static int users_read_file(const char *path, struct buf *b, int missing_ok, const char **error_r)
 {
     buf_reserve(b, 0); /* data is a C string even for a missing file */
+    if (kept_path != NULL && strcmp(path, kept_path) == 0) {
+        /* Changes rename a new file into place: the kept one then has no
+           name left, and a stale copy must not authenticate anyone. */
+        struct stat st;
+        if (fstat(kept_fd, &st) < 0) {
+            *error_r = users_error("fstat %s: %s", path, strerror(errno));
+            return -1;
+        }
+        if (st.st_nlink == 0) {
+            kept_replaced = 1;
+            *error_r = users_error("%s was changed after this process entered its chroot",
+                                   path);
+            return -1;
+        }
+        return users_read_fd(kept_fd, path, b, error_r);
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT && missing_ok)
@@ -129,27 +194,9 @@ static int users_read_file(const char *path, struct buf *b, int missing_ok, cons
         *error_r = users_error("open %s: %s", path, strerror(errno));
         return -1;
     }
-    for (;;) {
-        if (b->len >= USERS_MAX_FILE) {
-            close(fd);
-            *error_r = users_error("%s is larger than %d bytes", path, USERS_MAX_FILE);
-            return -1;
-        }
-        char *dst = buf_reserve(b, 65536);
-        ssize_t n = read(fd, dst, 65536);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            *error_r = users_error("read %s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        buf_commit(b, (size_t)n);
-    }
+    int r = users_read_fd(fd, path, b, error_r);
     close(fd);
-    return 0;
+    return r;
 }
 
 /* Finds the line of address in text. Returns the line start and sets

@@ -75,6 +75,15 @@ int users_verify(const char *passwd_file, const char *address, const char *passw
 int users_lookup_hash(const char *passwd_file, const char *address, char **setting_r);
 int users_check_password(const char *password, const char *setting);
 
+/* For a daemon about to chroot: opens passwd_file now and makes every
+   later read of that path use this descriptor. Changes made afterwards
+   (a new file renamed into place) are not visible through it; reads
+   then fail (-1 from users_lookup_hash, logged: authentication
+   defers) until the process restarts; users_kept_file_replaced() says so. Returns 0, or -1 with *error_r. */
+int users_keep_open(const char *passwd_file, const char **error_r);
+/* 1 once a read found the kept file replaced: the daemon should restart. */
+int users_kept_file_replaced(void);
+
 /* A fresh crypt(3) hash of password with the default method (malloc'd),
    or NULL with *error_r. Exposed for tests and tools. */
 char *users_hash_password(const char *password, const char **error_r);

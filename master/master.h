@@ -24,6 +24,7 @@ struct master_proc {
     char **args;           /* extra words from master.cf (-o name=value ...) */
     int maxproc;
     int wakeup;            /* > 0: started with master, kept running */
+    int chroot;            /* master.cf chroot = y: children get -j */
     int listen_fd;
     int status_fd[2];      /* children write 'B'/'I' to [1]; master reads [0] */
     int watching_listener; /* listener registered with the loop to spawn on demand */

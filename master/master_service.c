@@ -16,6 +16,11 @@
  *	spawn waits 1 s, doubling up to master_restart_max_backoff; a
  *	child that ran a minute or more resets the back-off.
  *
+ *	A service with chroot = y gets -j on its command line: the child
+ *	chroots itself into $queue_directory once it has read what it
+ *	needs from outside (lib/server.h), and refuses to start when it is
+ *	a daemon that cannot work there (local, pop3d, imapd).
+ *
  *	Reload (SIGHUP): services that are unchanged keep their listener;
  *	their children get SIGHUP, stop accepting and exit when their
  *	sessions end, and new children start with the new configuration.
@@ -155,6 +160,8 @@ static void proc_spawn(struct master_proc *proc)
     argv[a++] = proc->name;
     argv[a++] = "-t";
     argv[a++] = proc->type;
+    if (proc->chroot)
+        argv[a++] = "-j";
     for (size_t i = 0; i < nargs; i++)
         argv[a++] = proc->args[i];
     if (master_verbose)
@@ -279,6 +286,7 @@ static struct master_proc *proc_create(const struct master_service *svc, char **
     proc->args = copy_args(svc->args);
     proc->maxproc = svc->maxproc > 0 ? svc->maxproc : 1;
     proc->wakeup = svc->wakeup;
+    proc->chroot = svc->chroot;
     proc->listen_fd = strcmp(svc->type, "inet") == 0 ? bind_inet(svc->name, error_r)
                                                       : bind_unix(svc->name, svc->private_, error_r);
     if (proc->listen_fd < 0) {
@@ -368,6 +376,7 @@ void master_services_reload(const char *master_cf_path)
             proc->command = xstrdup(services[i].command);
             proc->maxproc = services[i].maxproc > 0 ? services[i].maxproc : 1;
             proc->wakeup = services[i].wakeup;
+            proc->chroot = services[i].chroot;
             if (proc->wakeup > 0) {
                 /* A kept-running service (qmgr) has no sessions to finish:
                    it is restarted with the new configuration when reaped. */

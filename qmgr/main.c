@@ -50,6 +50,7 @@ int main(int argc, char **argv)
         .on_init = qmgr_init,
         .on_accept = qmgr_on_accept,
         .on_stop = qmgr_on_stop,
+        .chroot_ok = 1,
     };
     server_main(argc, argv, "qmgr", SERVER_EVENT, &hooks);
 }

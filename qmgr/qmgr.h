@@ -150,6 +150,9 @@ int qmgr_connect_private(const char *service, int *connecting_r);
 
 /* qmgr_deliver.c */
 void qmgr_deliver_init(void);
+/* The "path" of a delivery request: the active queue file as processes
+   outside qmgr's chroot (if any) name it. malloc'd. */
+char *qmgr_request_path(const struct qmgr_msg *m);
 /* Dispatches waiting recipients (run before the loop sleeps). */
 void qmgr_deliver_pump(struct event_loop *loop, void *ctx);
 /* Collects outstanding replies from local and the outbound transports

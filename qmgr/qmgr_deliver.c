@@ -44,6 +44,7 @@
 #include "config.h"
 #include "log.h"
 #include "qmgr.h"
+#include "server.h"
 #include "xalloc.h"
 
 struct pending_req {
@@ -276,6 +277,11 @@ static struct qmgr_conn *pick_conn(void)
     return best;
 }
 
+char *qmgr_request_path(const struct qmgr_msg *m)
+{
+    return xasprintf("%s/active/%s", server_queue_directory_outside(), m->id);
+}
+
 static void send_request(struct qmgr_conn *c, struct qmgr_msg *m, size_t i)
 {
     const struct queue_file *qf = m->qf;
@@ -284,7 +290,9 @@ static void send_request(struct qmgr_conn *c, struct qmgr_msg *m, size_t i)
     unsigned long long id = ++next_request_id;
     attr_msg_addf(&req, "id", "%llu", id);
     attr_msg_add(&req, "queue_id", m->id);
-    attr_msg_add(&req, "path", qf->path);
+    char *path = qmgr_request_path(m);
+    attr_msg_add(&req, "path", path);
+    free(path);
     attr_msg_addf(&req, "offset", "%lld", (long long)qf->message_offset);
     attr_msg_addf(&req, "length", "%lld", (long long)qf->message_len);
     attr_msg_add(&req, "sender", qf->sender);

@@ -306,7 +306,9 @@ void qmgr_transport_send(struct qmgr_tconn *c, struct qmgr_entry *e, const char 
     c->req_id = ++next_request_id;
     attr_msg_addf(&req, "id", "%llu", c->req_id);
     attr_msg_add(&req, "queue_id", m->id);
-    attr_msg_add(&req, "path", qf->path);
+    char *path = qmgr_request_path(m);
+    attr_msg_add(&req, "path", path);
+    free(path);
     attr_msg_addf(&req, "offset", "%lld", (long long)qf->message_offset);
     attr_msg_addf(&req, "length", "%lld", (long long)qf->message_len);
     attr_msg_add(&req, "sender", qf->sender);

@@ -64,6 +64,11 @@ static void smtp_tls_init(void)
                                           smtp_var.tls_level == SMTP_TLS_ENCRYPT, &error);
     if (smtp_var.tls_ctx == NULL)
         msg_warn("outbound TLS disabled: %s", error ? error : "cannot create the TLS context");
+    else if (smtp_var.tls_level == SMTP_TLS_ENCRYPT && server_chrooted() &&
+             *config_str("smtp_tls_CAfile") == '\0')
+        /* The default CA directory is searched at verification time. */
+        msg_warn("chrooted with smtp_tls_security_level = encrypt and no smtp_tls_CAfile: "
+                 "the system CA directory is outside the chroot and servers will not verify");
 }
 
 static void smtp_init(struct event_loop *loop)
@@ -96,7 +101,8 @@ static void smtp_init(struct event_loop *loop)
     smtp_reply_limits_default(&smtp_var.reply_limits);
     smtp_var.reply_limits.lines_max =
         (size_t)config_int_positive("smtp_reply_line_limit", 1000);
-    smtp_var.active_prefix = xasprintf("%s/active/", config_str("queue_directory"));
+    /* qmgr names queue files as seen from outside any chroot. */
+    smtp_var.active_prefix = xasprintf("%s/active/", server_queue_directory_outside());
     smtp_var.client_limit = server_fit_session_limit("smtp qmgr connection limit", 1000,
                                                      SMTP_FD_PER_CLIENT, SMTP_FD_RESERVE);
     smtp_tls_init();
@@ -128,6 +134,7 @@ int main(int argc, char **argv)
         .on_init = smtp_init,
         .on_accept = smtp_accept,
         .on_stop = smtp_stop,
+        .chroot_ok = 1,
     };
     server_main(argc, argv, "smtp", SERVER_EVENT, &hooks);
 }

@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "delivery_log.h"
 #include "log.h"
 #include "smtp.h"
@@ -469,7 +470,16 @@ static int clean_text(const char *s)
 
 void smtp_delivery_start(struct smtp_delivery *d)
 {
-    d->msg_fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* d->path names the file as seen outside a chroot (checked against
+       active_prefix); open it through this process's queue_directory. */
+    size_t prefix_len = strlen(smtp_var.active_prefix);
+    if (strncmp(d->path, smtp_var.active_prefix, prefix_len) != 0)
+        msg_panic("smtp_delivery_start: unchecked queue file path %s", d->path);
+    char *path = xasprintf("%s/active/%s", config_str("queue_directory"), d->path + prefix_len);
+    d->msg_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int saved_errno = errno;
+    free(path);
+    errno = saved_errno;
     if (d->msg_fd < 0) {
         finish_all(d, SMTP_STATUS_DEFERRED, "4.3.0", "cannot open queue file: %s",
                    strerror(errno));

@@ -13,6 +13,12 @@
  *	allows (the soft limit is first raised toward the hard one), so
  *	that surplus clients get "421 Server busy" instead of waiting
  *	unaccepted in the listen queue.
+ *
+ *	Chroot (master.cf chroot = y): this init runs before the chroot
+ *	(lib/server.h), so the certificate and key, the c-ares setup and
+ *	the tables are read outside; with SMTP AUTH enabled passwd_file is
+ *	kept open, and when it is replaced (a user added or a password
+ *	changed) AUTH answers 454 and the process restarts to read it.
  * DIAGNOSTICS
  *	A TLS context is built only when smtpd_tls_security_level is may or
  *	encrypt, or smtpd_tls_wrappermode is set. Without a usable
@@ -28,6 +34,7 @@
 #include "server.h"
 #include "smtpd.h"
 #include "tls.h"
+#include "users.h"
 
 struct smtpd_params smtpd_var;
 
@@ -109,6 +116,11 @@ static void smtpd_init(struct event_loop *loop)
     smtpd_var.smtputf8_enable = config_bool("smtputf8_enable");
     smtpd_var.sasl_enable = config_bool("smtpd_sasl_auth_enable");
     smtpd_var.tls_auth_only = config_bool("smtpd_tls_auth_only");
+    if (smtpd_var.sasl_enable && server_chrooted()) {
+        const char *passwd_error;
+        if (users_keep_open(config_str("passwd_file"), &passwd_error) < 0)
+            msg_warn("SMTP AUTH inside the chroot: %s", passwd_error);
+    }
     smtpd_tls_init();
     /* Postfix: the encrypt level implies smtpd_tls_auth_only. */
     if (smtpd_var.tls_level == SMTPD_TLS_ENCRYPT)
@@ -142,6 +154,7 @@ int main(int argc, char **argv)
         .on_init = smtpd_init,
         .on_accept = smtpd_accept,
         .on_stop = smtpd_stop,
+        .chroot_ok = 1,
     };
     server_main(argc, argv, "smtpd", SERVER_EVENT, &hooks);
 }

@@ -38,7 +38,9 @@
 
 #include "auth.h"
 #include "log.h"
+#include "server.h"
 #include "smtpd.h"
+#include "users.h"
 #include "xalloc.h"
 
 /* "Username:" and "Password:" in base64, as every LOGIN client expects. */
@@ -162,6 +164,8 @@ static void auth_checked(enum auth_result result, char *canonical, void *ctx)
         break;
     }
     case AUTH_TEMPFAIL:
+        if (users_kept_file_replaced())
+            server_restart_soon("passwd_file changed since the chroot");
         exchange_end(s);
         if (s->counts_ok[SMTPD_CNT_AUTH] > 0)
             s->counts_ok[SMTPD_CNT_AUTH]--;
