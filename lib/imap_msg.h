@@ -1,0 +1,140 @@
+/*
+ * NAME
+ *	imap_msg - one message's IMAP items: FETCH responses and SEARCH matches
+ * SYNOPSIS
+ *	#include "imap_msg.h"
+ * DESCRIPTION
+ *	imapd describes a message of the selected mailbox with a struct
+ *	imap_msg (what the mailbox index knows: UID, sequence number, flags,
+ *	sizes, dates) and gives a way to open its file. Items that need the
+ *	message's bytes (ENVELOPE, BODY[...], SEARCH on text) load them on
+ *	first use through an imap_msg_content: the header alone when only
+ *	header items are needed, the whole file otherwise, parsed with
+ *	lib/mime once per message. Nothing here touches the index, the
+ *	session or the network.
+ *
+ *	Flags: the Maildir letters of the file name map to IMAP system
+ *	flags D \Draft, F \Flagged, R \Answered, S \Seen, T \Deleted;
+ *	P (passed) has no IMAP flag and is not shown. \Recent comes from
+ *	the session, not from the file.
+ *
+ *	FETCH (imap_msg_fetch): renders "* <seq> FETCH (...)\r\n" for the
+ *	items of one FETCH command, in the order the client named them (UID
+ *	first when the command is UID FETCH and UID was not named;
+ *	MODSEQ added when CONDSTORE is on, as RFC 7162 3.2 says).
+ *	BODY[section]<origin.count> follows RFC 3501 6.4.5 and 7.4.2: the
+ *	response names the section as "BODY[section]<origin>", a partial
+ *	beyond the end is an empty string. Literals carry CRLF line endings
+ *	(bare LF on disk is sent as CRLF) and never NUL (sent as 0x80).
+ *	When a non-PEEK BODY[...] / RFC822 / RFC822.TEXT is fetched, the
+ *	caller sets \Seen before rendering and asks for FLAGS in the reply
+ *	(RFC 3501 6.4.5: the flag change is reported).
+ *
+ *	SEARCH (imap_search_*): a parsed key tree is compiled once per
+ *	command (sequence sets resolved against the view), then matched
+ *	against each message. Text keys (BCC, BODY, CC, FROM, SUBJECT, TEXT,
+ *	TO, HEADER) match case-insensitively as substrings, after decoding:
+ *	RFC 2047 encoded words in header values, base64 and
+ *	quoted-printable bodies, charsets UTF-8, US-ASCII and ISO-8859-1
+ *	(others as raw bytes); "HEADER field """ matches any message that
+ *	has the field. SENTBEFORE/SENTON/SENTSINCE use the Date: header's
+ *	date (in its own zone, RFC 3501 6.4.4); a message without a usable
+ *	Date: falls back to the internal date. BEFORE/ON/SINCE use the
+ *	internal date's day in UTC.
+ * LIMITS
+ *	A message is loaded whole into memory (read, not mmap, so a file
+ *	truncated by another tool cannot fault us) up to
+ *	IMAP_MSG_MAX_LOAD (the callers' message_size_limit is lower); the
+ *	header-only load reads at most IMAP_MSG_MAX_HEADER bytes. Decoded
+ *	text for matching is produced per part in pieces, never the whole
+ *	decoded message at once.
+ * DIAGNOSTICS
+ *	A file that vanished or cannot be read: imap_msg_fetch returns -1
+ *	with errno (ENOENT: expunged by another session; imapd then sends
+ *	what it can, RFC 3501 allows NO for that FETCH); SEARCH treats the
+ *	message as not matching text keys.
+ */
+#ifndef POSTERN_IMAP_MSG_H
+#define POSTERN_IMAP_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "imap_parser.h"
+
+#define IMAP_MSG_MAX_LOAD ((size_t)256 << 20)
+#define IMAP_MSG_MAX_HEADER ((size_t)1 << 20)
+
+/* Opens the message file read-only, returns an fd or -1 with errno. */
+typedef int imap_msg_open_fn(void *ctx, uint32_t uid);
+
+struct imap_msg {
+    uint32_t seq;
+    uint32_t uid;
+    const char *maildir_flags;   /* sorted Maildir letters, "FRS" */
+    int recent;                  /* \Recent for this session */
+    int64_t internal_date;       /* seconds since the epoch */
+    uint64_t crlf_size;          /* RFC822.SIZE */
+    uint64_t modseq;
+    imap_msg_open_fn *open;
+    void *open_ctx;
+};
+
+/* "(\Answered \Seen)" (with \Recent when recent) appended to out. */
+void imap_msg_flags_format(const char *maildir_flags, int recent, struct buf *out);
+/* IMAP flag names -> Maildir letters (sorted, unique) in out. Keywords
+   are skipped: they are not kept (PERMANENTFLAGS does not offer \*, so
+   clients such as Thunderbird go on without them instead of failing).
+   Returns 0, or -1 for \Recent or an unknown system flag ("\Foo"):
+   *bad_r points to it. */
+int imap_msg_flags_to_maildir(char *const *flags, size_t nflags, char out[16],
+                              const char **bad_r);
+/* INTERNALDATE text: "27-Nov-2026 09:47:16 +0000" (no quotes). */
+void imap_msg_date_format(int64_t t, struct buf *out);
+
+/* The loaded bytes and MIME tree of one message; NULL until needed. */
+struct imap_msg_content;
+void imap_msg_content_free(struct imap_msg_content **content_p);
+
+/* Options for imap_msg_fetch. */
+#define IMAP_MSG_FETCH_UID 0x01u       /* UID FETCH: UID is always in the reply */
+#define IMAP_MSG_FETCH_MODSEQ 0x02u    /* CONDSTORE enabled: MODSEQ in the reply */
+#define IMAP_MSG_FETCH_FLAGS 0x04u     /* add FLAGS (the caller set \Seen) */
+
+/* 1 when the FETCH sets \Seen (a non-PEEK BODY[...], RFC822, RFC822.TEXT). */
+int imap_msg_fetch_sets_seen(const struct imap_command *fetch);
+/* 1 when it needs the message's bytes at all (else no file is opened). */
+int imap_msg_fetch_needs_content(const struct imap_command *fetch);
+
+/* Appends the FETCH response of msg for cmd (IMAP_CMD_FETCH) to out.
+   *content_p caches the loaded message between calls for the same
+   message (pass a pointer to NULL for a new message; free it with
+   imap_msg_content_free when moving on). Returns 0, or -1 with errno
+   (out unchanged). *bytes_r (may be NULL) gets the literal bytes
+   rendered, for the log. */
+int imap_msg_fetch(const struct imap_command *cmd, const struct imap_msg *msg,
+                   unsigned options, struct imap_msg_content **content_p, struct buf *out,
+                   uint64_t *bytes_r);
+
+/* SEARCH. */
+struct imap_search;
+/* Compiles cmd (IMAP_CMD_SEARCH). count is the number of messages in
+   the view and max_uid the highest UID in it (for "*"). Never fails:
+   the parser already checked the command. */
+struct imap_search *imap_search_compile(const struct imap_command *cmd, uint32_t count,
+                                        uint32_t max_uid);
+/* 1 when a match may need the file (text keys, SENT* dates, sizes are
+   known). */
+int imap_search_needs_content(const struct imap_search *search);
+/* 1 when msg matches, 0 when not. *content_p as for imap_msg_fetch. */
+int imap_search_match(struct imap_search *search, const struct imap_msg *msg,
+                      struct imap_msg_content **content_p);
+void imap_search_free(struct imap_search **search_p);
+
+/* Exposed for the unit tests: RFC 5322 date -> seconds since the epoch
+   (UTC) and the date in the field's own zone. Returns 0 or -1. */
+int imap_msg_parse_date(const char *text, size_t len, int64_t *utc_r, int *year_r,
+                        int *month_r, int *day_r);
+
+#endif
