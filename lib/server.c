@@ -507,14 +507,22 @@ void server_main(int argc, char **argv, const char *program, enum server_kind ki
 long long server_fit_session_limit(const char *param, long long limit, int fds_per_session,
                                    int reserve)
 {
+    return server_fit_session_limit_ratio(param, limit, fds_per_session, 1, reserve);
+}
+
+long long server_fit_session_limit_ratio(const char *param, long long limit, int fds_num,
+                                         int fds_den, int reserve)
+{
     struct rlimit rl;
+    if (fds_num < 1 || fds_den < 1 || limit < 1 || reserve < 0)
+        msg_panic("server_fit_session_limit_ratio: bad arguments");
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
         return limit;
-    rlim_t per = (rlim_t)fds_per_session, extra = (rlim_t)reserve;
+    rlim_t num = (rlim_t)fds_num, den = (rlim_t)fds_den, extra = (rlim_t)reserve;
     rlim_t sessions = (rlim_t)limit;
-    if (sessions > (RLIM_INFINITY - 1 - extra) / per)
-        sessions = (RLIM_INFINITY - 1 - extra) / per;
-    rlim_t want = sessions * per + extra;
+    if (sessions > (RLIM_INFINITY - 1 - extra - den) / num)
+        sessions = (RLIM_INFINITY - 1 - extra - den) / num;
+    rlim_t want = (sessions * num + den - 1) / den + extra;
     if (rl.rlim_cur < want) {
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -522,7 +530,7 @@ long long server_fit_session_limit(const char *param, long long limit, int fds_p
     }
     if (rl.rlim_cur >= want)
         return limit;
-    long long fit = rl.rlim_cur > extra ? (long long)((rl.rlim_cur - extra) / per) : 0;
+    long long fit = rl.rlim_cur > extra ? (long long)((rl.rlim_cur - extra) * den / num) : 0;
     if (fit < 1)
         fit = 1;
     msg_warn("%s %lld does not fit in %llu open files; using %lld", param, limit,

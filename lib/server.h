@@ -95,5 +95,10 @@ void server_session_count(int open_sessions);
    instead of accept() failing. */
 long long server_fit_session_limit(const char *param, long long limit, int fds_per_session,
                                    int reserve);
+/* The same with fds_num / fds_den descriptors per session on average
+   (smtpd: every session its socket, at most one in two also a queue
+   file at the same time). */
+long long server_fit_session_limit_ratio(const char *param, long long limit, int fds_num,
+                                         int fds_den, int reserve);
 
 #endif

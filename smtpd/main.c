@@ -38,10 +38,13 @@
 
 struct smtpd_params smtpd_var;
 
-/* A session holds its socket and, during DATA, its queue file; the
+/* A session holds its socket and, during DATA only, its queue file:
+   the budget assumes at most one session in two is in DATA at once (3
+   descriptors per 2 sessions). A session beyond that whose queue file
+   cannot be opened gets a temporary 451 and the client retries. The
    reserve covers the listener, log, tables, the qmgr connection, group
    commit and the descriptor a refused client needs for its 421. */
-#define SMTPD_FD_PER_SESSION 2
+#define SMTPD_FD_PER_2_SESSIONS 3
 #define SMTPD_FD_RESERVE 32
 
 
@@ -102,9 +105,9 @@ static void smtpd_init(struct event_loop *loop)
     smtpd_var.soft_error_limit = config_int_positive("smtpd_soft_error_limit", 10);
     smtpd_var.error_sleep_ms = config_time("smtpd_error_sleep_time") * 1000;
     smtpd_var.process_session_limit = config_int_positive("smtpd_process_session_limit", 1000);
-    smtpd_var.process_session_limit = server_fit_session_limit(
-        "smtpd_process_session_limit", smtpd_var.process_session_limit, SMTPD_FD_PER_SESSION,
-        SMTPD_FD_RESERVE);
+    smtpd_var.process_session_limit = server_fit_session_limit_ratio(
+        "smtpd_process_session_limit", smtpd_var.process_session_limit, SMTPD_FD_PER_2_SESSIONS,
+        2, SMTPD_FD_RESERVE);
     smtpd_var.greet_wait_ms = config_time("smtpd_greet_wait") * 1000;
     smtpd_var.hopcount_limit = config_int_positive("hopcount_limit", 50);
     smtpd_var.line_length_limit = config_int("line_length_limit");

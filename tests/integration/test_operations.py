@@ -684,6 +684,51 @@ def test_200_parallel_connections_get_greeting_or_421(instance_factory, nofile):
     assert "panic" not in inst.maillog() and "fatal" not in inst.maillog()
 
 
+def test_every_session_in_data_at_once_past_the_fd_budget_loses_nothing(instance_factory):
+    """smtpd budgets 3 descriptors per 2 sessions: with every session in
+    DATA at once some queue files cannot be opened. Those sessions get a
+    temporary 4xx; every message that got a 250 is delivered."""
+    inst = instance_factory(start=False)
+    start_with_nofile(inst, 64)   # (64 - 32) * 2 / 3 = 21 sessions
+    socks = []
+    try:
+        for _ in range(21):
+            s = socket.create_connection(("127.0.0.1", inst.smtp_port), timeout=10)
+            f = s.makefile("rb")
+            if not f.readline().startswith(b"220 "):
+                s.close()
+                continue
+            socks.append((s, f))
+        assert len(socks) >= 15
+        for s, f in socks:
+            s.sendall(b"HELO client.test\r\nMAIL FROM:<demo@example.test>\r\n"
+                      b"RCPT TO:<%s>\r\nDATA\r\n" % inst.demo_user.encode())
+        data_ok = []
+        for s, f in socks:
+            replies = [f.readline() for _ in range(4)]
+            assert all(r[:1] in (b"2", b"3", b"4") for r in replies), replies
+            if replies[3].startswith(b"354"):
+                data_ok.append((s, f))
+            else:
+                assert replies[3].startswith(b"451 4.3.0"), replies
+        accepted = 0
+        for s, f in data_ok:
+            s.sendall(b"Subject: fd budget\r\n\r\nbody\r\n.\r\n")
+        for s, f in data_ok:
+            r = f.readline()
+            assert r[:1] in (b"2", b"4"), r
+            accepted += r.startswith(b"250 ")
+        assert accepted >= 1
+    finally:
+        for s, f in socks:
+            f.close()
+            s.close()
+    inst.wait_for_maildir(inst.demo_user, accepted)
+    time.sleep(1)
+    assert len(inst.maildir_files(inst.demo_user)) == accepted
+    assert "panic" not in inst.maillog() and "fatal" not in inst.maillog()
+
+
 def test_parameter_doc_table_matches_the_parameter_table():
     """docs/postconf.md carries the table `postconf -T` prints (make docs)."""
     build = os.environ["POSTERN_BUILD"]
