@@ -1,0 +1,660 @@
+/*
+ * NAME
+ *	imapd_fetch - FETCH, STORE and SEARCH on the selected mailbox
+ * DESCRIPTION
+ *	FETCH resolves its set against the view, then renders one message
+ *	at a time with lib/imap_msg into the session's output. A large FETCH
+ *	runs over several loop rounds (imapd_begin_resumable): it stops
+ *	once the output holds more than IMAPD_OUTPUT_LOW bytes and goes on
+ *	when the client has read them, so a FETCH 1:* of a 100,000-message
+ *	mailbox never sits in memory at once. A FETCH that sets \Seen (a
+ *	non-PEEK body section) sets it for a batch of messages ahead of
+ *	rendering, under the index lock, and the reply then carries FLAGS.
+ *	CHANGEDSINCE (RFC 7162) skips messages whose mod-sequence is not
+ *	above the given one.
+ *
+ *	STORE applies FLAGS / +FLAGS / -FLAGS under the index lock (synced
+ *	first when stale, so another session's flags are not lost), writes
+ *	the index once, then reports the new flags (with the mod-sequences
+ *	the write assigned). UNCHANGEDSINCE leaves messages changed since
+ *	then alone and names them in OK [MODIFIED ...].
+ *
+ *	SEARCH compiles the keys once and matches the view; a search that
+ *	reads message files runs over several loop rounds as FETCH does.
+ *
+ *	None of these sends EXPUNGE (RFC 3501 7.4.1): messages another
+ *	session expunged meanwhile are skipped, and FETCH then ends with
+ *	NO [EXPUNGEISSUED].
+ * LIMITS
+ *	Per loop round: output up to IMAPD_OUTPUT_LOW plus one message's
+ *	response; SEARCH_ROUND messages read from disk per SEARCH round;
+ *	\Seen is set SEEN_BATCH messages at a time.
+ * DIAGNOSTICS
+ *	Unreadable message files are logged and end the FETCH with NO
+ *	[SERVERBUG] after the rest was sent.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap_msg.h"
+#include "imapd.h"
+#include "imapd_mailbox_private.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define SEEN_BATCH 128
+#define SEARCH_ROUND 256
+
+/* Kinds of the index cache (mailbox_index_cache_get/put) for the items
+   that cost a parse of the message: their text is kept per UID, so a
+   header FETCH of a large mailbox reads each file once ever. */
+#define CACHE_ENVELOPE 1u
+#define CACHE_BODYSTRUCTURE 2u
+#define CACHE_BODY 3u
+#define CACHED_MAX 3
+
+struct cached_item {
+    struct imap_fetch_att att;   /* the item alone */
+    unsigned kind;
+    const char *name;            /* as rendered: "ENVELOPE" */
+};
+
+/*
+ * FETCH.
+ */
+
+struct fetch_state {
+    uint32_t *seqs;
+    size_t count, next;
+    size_t seen_until;         /* seqs[0..seen_until) had \Seen set (or tried) */
+    unsigned options;
+    int sets_seen;
+    int wants_flags;
+    int has_changedsince;
+    uint64_t changedsince;
+    int expunged;              /* some were gone */
+    int failed;                /* some could not be read */
+    size_t cache_puts;         /* values put in the index cache */
+    /* With cached items: the command without them (rest), and each of
+       them alone (one), for rendering pieces. */
+    struct cached_item cached[CACHED_MAX];
+    size_t ncached;
+    struct imap_command rest;
+    struct imap_fetch_att *rest_atts;
+    struct imap_command one;
+};
+
+static void fetch_state_free(struct fetch_state **st_p)
+{
+    struct fetch_state *st = *st_p;
+    if (st == NULL)
+        return;
+    *st_p = NULL;
+    free(st->seqs);
+    free(st->rest_atts);
+    free(st);
+}
+
+/* For the session, when it ends in the middle of the command. */
+static void fetch_state_drop(void *state)
+{
+    struct fetch_state *st = state;
+    fetch_state_free(&st);
+}
+
+/* Sets \Seen on the next SEEN_BATCH messages. Skipped (the messages are
+   sent without the flag change) when another process holds the lock. */
+static void mark_seen(struct imapd_session *s, struct fetch_state *st)
+{
+    size_t end = st->seen_until + SEEN_BATCH;
+    if (end > st->count)
+        end = st->count;
+    size_t from = st->seen_until;
+    st->seen_until = end;
+    if (imapd_mbox_lock(s) != 0)
+        return;
+    struct imapd_mailbox *mb = s->mbox;
+    for (size_t k = from; k < end; k++) {
+        struct imapd_view_msg *v = &mb->msgs[st->seqs[k] - 1];
+        if (v->gone)
+            continue;
+        const struct mailbox_msg *im = mailbox_index_find(mb->index, v->uid);
+        if (im == NULL || strchr(im->flags, 'S') != NULL)
+            continue;
+        char flags[20];
+        snprintf(flags, sizeof(flags), "%sS", im->flags);
+        if (mailbox_index_set_flags(mb->index, v->uid, flags) < 0 && errno != ENOENT)
+            msg_warn("imapd: %s: cannot set \\Seen in %s: %m", s->login, mb->path);
+    }
+    imapd_mbox_unlock(s);
+}
+
+/* Sets up the cached rendering of ENVELOPE, BODYSTRUCTURE and BODY:
+   the pieces are copies of cmd's header with other item lists (the
+   renderer reads nothing else of a command). */
+static void cache_setup(const struct imap_command *cmd, struct fetch_state *st)
+{
+    static const struct {
+        enum imap_fetch_item item;
+        unsigned kind;
+        const char *name;
+    } kinds[] = {
+        { IMAP_FETCH_ENVELOPE, CACHE_ENVELOPE, "ENVELOPE" },
+        { IMAP_FETCH_BODYSTRUCTURE, CACHE_BODYSTRUCTURE, "BODYSTRUCTURE" },
+        { IMAP_FETCH_BODY, CACHE_BODY, "BODY" },
+    };
+    size_t count = cmd->u.fetch.count;
+    st->rest = *cmd;
+    st->rest_atts = count ? xreallocarray(NULL, count, sizeof(*st->rest_atts)) : NULL;
+    size_t nrest = 0;
+    for (size_t i = 0; i < count; i++) {
+        const struct imap_fetch_att *att = &cmd->u.fetch.atts[i];
+        size_t k = 0;
+        while (k < sizeof(kinds) / sizeof(kinds[0]) && kinds[k].item != att->item)
+            k++;
+        if (k == sizeof(kinds) / sizeof(kinds[0])) {
+            st->rest_atts[nrest++] = *att;
+            continue;
+        }
+        size_t j = 0;
+        while (j < st->ncached && st->cached[j].kind != kinds[k].kind)
+            j++;
+        if (j == st->ncached && st->ncached < CACHED_MAX) {
+            st->cached[st->ncached++] = (struct cached_item){
+                .att = *att, .kind = kinds[k].kind, .name = kinds[k].name,
+            };
+        }
+    }
+    st->rest.u.fetch.atts = st->rest_atts;
+    st->rest.u.fetch.count = nrest;
+    st->rest.u.fetch.macro = IMAP_FETCH_MACRO_NONE;
+    st->one = st->rest;
+    st->one.u.fetch.count = 1;
+}
+
+/* Appends " NAME value" of one cached item of msg to extra: from the
+   cache, or rendered alone and then cached. Returns 0 or -1 with errno. */
+static int cached_piece(struct imapd_session *s, struct fetch_state *st,
+                        const struct cached_item *ci, const struct imap_msg *msg,
+                        struct imap_msg_content **content_p, struct buf *extra)
+{
+    struct mailbox_index *ix = s->mbox->index;
+    char *data = NULL;
+    size_t len = 0;
+    buf_append_char(extra, ' ');
+    buf_append_str(extra, ci->name);
+    buf_append_char(extra, ' ');
+    if (mailbox_index_cache_get(ix, msg->uid, ci->kind, &data, &len) == 1) {
+        buf_append(extra, data, len);
+        free(data);
+        return 0;
+    }
+    struct buf piece;
+    buf_init(&piece, 0);
+    st->one.u.fetch.atts = (struct imap_fetch_att *)&ci->att;
+    if (imap_msg_fetch(&st->one, msg, 0, content_p, &piece, NULL) < 0) {
+        int saved = errno;
+        buf_free(&piece);
+        errno = saved;
+        return -1;
+    }
+    /* "* SEQ FETCH (NAME value)\r\n" */
+    const char *start = strchr(piece.data, '(');
+    size_t name_len = strlen(ci->name);
+    if (start == NULL || piece.len < 3 ||
+        strncmp(start + 1, ci->name, name_len) != 0 || start[1 + name_len] != ' ')
+        msg_panic("imapd: unexpected rendering of %s: %.40s", ci->name, piece.data);
+    const char *value = start + 2 + name_len;
+    size_t value_len = (size_t)(piece.data + piece.len - 3 - value);
+    buf_append(extra, value, value_len);
+    if (value_len <= MAILBOX_INDEX_CACHE_MAX &&
+        mailbox_index_cache_put(ix, msg->uid, ci->kind, value, value_len) == 0)
+        st->cache_puts++;
+    buf_free(&piece);
+    return 0;
+}
+
+/* Renders msg for cmd, the cached items from the index cache. */
+static int render_msg(struct imapd_session *s, const struct imap_command *cmd,
+                      struct fetch_state *st, const struct imap_msg *msg, unsigned options,
+                      uint64_t *bytes_r)
+{
+    struct imap_msg_content *content = NULL;
+    struct buf *out = imapd_out(s);
+    int r;
+    if (st->ncached == 0) {
+        r = imap_msg_fetch(cmd, msg, options, &content, out, bytes_r);
+    } else {
+        struct buf extra;
+        buf_init(&extra, 0);
+        r = 0;
+        for (size_t i = 0; i < st->ncached && r == 0; i++)
+            r = cached_piece(s, st, &st->cached[i], msg, &content, &extra);
+        size_t start = out->len;
+        if (r == 0)
+            r = imap_msg_fetch(&st->rest, msg, options, &content, out, bytes_r);
+        if (r == 0) {
+            /* Before the final ")\r\n"; no space after an empty "(". */
+            buf_truncate(out, out->len - 3);
+            const char *add = extra.data;
+            size_t add_len = extra.len;
+            if (out->len > start && out->data[out->len - 1] == '(') {
+                add++;
+                add_len--;
+            }
+            buf_append(out, add, add_len);
+            buf_append_str(out, ")\r\n");
+        }
+        int saved = errno;
+        buf_free(&extra);
+        errno = saved;
+    }
+    int saved = errno;
+    imap_msg_content_free(&content);
+    errno = saved;
+    return r;
+}
+
+static void fetch_one(struct imapd_session *s, const struct imap_command *cmd,
+                      struct fetch_state *st, uint32_t seq)
+{
+    struct imap_msg msg;
+    const struct mailbox_msg *im = imapd_mbox_msg(s, seq, &msg);
+    if (im == NULL) {
+        st->expunged = 1;
+        return;
+    }
+    if (st->has_changedsince && im->modseq <= st->changedsince)
+        return;
+    struct imapd_view_msg *v = &s->mbox->msgs[seq - 1];
+    unsigned options = st->options;
+    char vis[8];
+    imapd_flags_visible(im->flags, vis);
+    /* The flags changed (our \Seen, or another session): say so. */
+    if (strcmp(vis, v->flags) != 0 && !st->wants_flags)
+        options |= IMAP_MSG_FETCH_FLAGS;
+    uint64_t bytes = 0;
+    int r = render_msg(s, cmd, st, &msg, options, &bytes);
+    int saved = errno;
+    if (r < 0) {
+        if (saved == ENOENT) {
+            st->expunged = 1;
+        } else {
+            errno = saved;
+            msg_warn("imapd: %s: fetch uid %lu in %s: %m", s->login, (unsigned long)msg.uid,
+                     s->mbox->path);
+            st->failed = 1;
+        }
+        return;
+    }
+    s->fetch_count++;
+    s->fetch_bytes += bytes;
+    if (st->wants_flags || (options & IMAP_MSG_FETCH_FLAGS)) {
+        /* im may have moved with a rename found by open: look it up. */
+        const struct mailbox_msg *now = mailbox_index_find(s->mbox->index, msg.uid);
+        if (now != NULL) {
+            imapd_flags_visible(now->flags, v->flags);
+            v->modseq = now->modseq;
+        }
+    }
+}
+
+static enum imapd_cmd_status fetch_run(struct imapd_session *s, const struct imap_command *cmd,
+                                       struct fetch_state *st)
+{
+    struct buf *out = imapd_out(s);
+    while (st->next < st->count) {
+        if (out->len > IMAPD_OUTPUT_LOW)
+            return IMAPD_CMD_MORE;
+        if (st->sets_seen && st->next >= st->seen_until)
+            mark_seen(s, st);
+        fetch_one(s, cmd, st, st->seqs[st->next]);
+        st->next++;
+    }
+    /* Other sessions profit from the cache at once. */
+    if (st->cache_puts > 0 && mailbox_index_flush(s->mbox->index) < 0)
+        msg_warn("imapd: %s: cannot write the index cache: %m", s->mbox->path);
+    imapd_mailbox_notify(s, 0);
+    if (st->failed)
+        imapd_tagged(s, cmd->tag, "NO", "[SERVERBUG] Some messages could not be read.");
+    else if (st->expunged)
+        imapd_tagged(s, cmd->tag, "NO",
+                     "[EXPUNGEISSUED] Some of the requested messages no longer exist.");
+    else
+        imapd_tagged(s, cmd->tag, "OK", "Fetch completed.");
+    return IMAPD_CMD_DONE;
+}
+
+static enum imapd_cmd_status fetch_resume(struct imapd_session *s)
+{
+    struct fetch_state *st = s->resume_state;
+    if (s->mbox == NULL || st == NULL) {
+        /* The selection ended under us (cannot happen while the session
+           waits for us, but a stale state must not run). */
+        fetch_state_free(&st);
+        s->resume_state = NULL;
+        return IMAPD_CMD_DONE;
+    }
+    enum imapd_cmd_status r = fetch_run(s, s->resume_cmd, st);
+    if (r == IMAPD_CMD_DONE) {
+        fetch_state_free(&st);
+        s->resume_state = NULL;
+    }
+    return r;
+}
+
+static int fetch_has(const struct imap_command *cmd, enum imap_fetch_item item)
+{
+    for (size_t i = 0; i < cmd->u.fetch.count; i++)
+        if (cmd->u.fetch.atts[i].item == item)
+            return 1;
+    return 0;
+}
+
+void imapd_cmd_fetch(struct imapd_session *s, struct imap_command *cmd)
+{
+    struct imapd_mailbox *mb = s->mbox;
+    struct fetch_state *st = xcalloc(1, sizeof(*st));
+    st->count = imapd_mbox_resolve(s, &cmd->u.fetch.set, cmd->uid, &st->seqs);
+    if (st->count == (size_t)-1) {
+        fetch_state_free(&st);
+        imapd_tagged(s, cmd->tag, "BAD", "Error in IMAP command FETCH: Invalid messageset");
+        return;
+    }
+    if (cmd->u.fetch.has_changedsince || fetch_has(cmd, IMAP_FETCH_MODSEQ))
+        mb->condstore = 1;   /* RFC 7162 3.1: these enable CONDSTORE */
+    st->has_changedsince = cmd->u.fetch.has_changedsince;
+    st->changedsince = cmd->u.fetch.changedsince;
+    st->options = (cmd->uid ? IMAP_MSG_FETCH_UID : 0) |
+                  (mb->condstore && !fetch_has(cmd, IMAP_FETCH_MODSEQ) ? IMAP_MSG_FETCH_MODSEQ
+                                                                       : 0);
+    st->sets_seen = !mb->readonly && imap_msg_fetch_sets_seen(cmd);
+    st->wants_flags = fetch_has(cmd, IMAP_FETCH_FLAGS);
+    cache_setup(cmd, st);
+    if (fetch_run(s, cmd, st) == IMAPD_CMD_DONE) {
+        fetch_state_free(&st);
+        return;
+    }
+    imapd_begin_resumable(s, cmd, fetch_resume, st);
+    s->resume_free = fetch_state_drop;
+}
+
+/*
+ * STORE.
+ */
+
+/* new = old with the client's change applied to the IMAP letters;
+   other letters (P, lower-case ones of other tools) are kept. */
+static void store_apply(const char *old, const char *letters, enum imap_store_op op,
+                        char out[16])
+{
+    char tmp[40];
+    size_t n = 0;
+    for (const char *p = old; *p && n < 15; p++) {
+        int imap = strchr(IMAPD_IMAP_LETTERS, *p) != NULL;
+        int listed = strchr(letters, *p) != NULL;
+        if (!imap || (op == IMAP_STORE_ADD) || (op == IMAP_STORE_REMOVE && !listed))
+            tmp[n++] = *p;
+    }
+    if (op != IMAP_STORE_REMOVE)
+        for (const char *p = letters; *p && n < 30; p++)
+            tmp[n++] = *p;
+    tmp[n] = '\0';
+    if (mailbox_index_normalize_flags(tmp, out) < 0)
+        msg_panic("imapd: store produced bad flag letters \"%s\"", tmp);
+}
+
+void imapd_cmd_store(struct imapd_session *s, struct imap_command *cmd)
+{
+    struct imapd_mailbox *mb = s->mbox;
+    char letters[16];
+    const char *bad = NULL;
+    if (imap_msg_flags_to_maildir(cmd->u.store.flags, cmd->u.store.nflags, letters, &bad) < 0) {
+        imapd_tagged(s, cmd->tag, "BAD", "Error in IMAP command STORE: Invalid system flag %s",
+                     bad ? bad : "");
+        return;
+    }
+    if (mb->readonly) {
+        imapd_mailbox_notify(s, 0);
+        imapd_tagged(s, cmd->tag, "NO", "Mailbox is read-only.");
+        return;
+    }
+    uint32_t *seqs = NULL;
+    size_t n = imapd_mbox_resolve(s, &cmd->u.store.set, cmd->uid, &seqs);
+    if (n == (size_t)-1) {
+        imapd_tagged(s, cmd->tag, "BAD", "Error in IMAP command STORE: Invalid messageset");
+        return;
+    }
+    if (cmd->u.store.has_unchangedsince)
+        mb->condstore = 1;
+    if (n == 0) {
+        imapd_mailbox_notify(s, 0);
+        imapd_tagged(s, cmd->tag, "OK", "Store completed.");
+        return;
+    }
+    int r = imapd_mbox_lock(s);
+    if (r != 0) {
+        free(seqs);
+        imapd_mailbox_notify(s, 0);
+        imapd_tagged(s, cmd->tag, "NO", "%s",
+                     r > 0 ? IMAPD_INUSE_TEXT : "[SERVERBUG] Cannot lock the mailbox");
+        return;
+    }
+    /* seqs[] entries set to 0 are skipped in the reply: modified since
+       UNCHANGEDSINCE (kept in modified[]) or gone. */
+    uint32_t *modified = NULL;
+    size_t nmodified = 0, failures = 0;
+    int expunged = 0;
+    for (size_t k = 0; k < n; k++) {
+        struct imapd_view_msg *v = &mb->msgs[seqs[k] - 1];
+        const struct mailbox_msg *im = v->gone ? NULL : mailbox_index_find(mb->index, v->uid);
+        if (im == NULL) {
+            expunged = 1;
+            seqs[k] = 0;
+            continue;
+        }
+        if (cmd->u.store.has_unchangedsince && im->modseq > cmd->u.store.unchangedsince) {
+            if (modified == NULL)
+                modified = xreallocarray(NULL, n, sizeof(*modified));
+            modified[nmodified++] = cmd->uid ? v->uid : seqs[k];
+            seqs[k] = 0;
+            continue;
+        }
+        char flags[16];
+        store_apply(im->flags, letters, cmd->u.store.op, flags);
+        if (strcmp(flags, im->flags) != 0 &&
+            mailbox_index_set_flags(mb->index, v->uid, flags) < 0) {
+            if (errno == ENOENT) {
+                expunged = 1;
+            } else {
+                msg_warn("imapd: %s: store in %s: %m", s->login, mb->path);
+                failures++;
+            }
+            seqs[k] = 0;
+        }
+    }
+    imapd_mbox_unlock(s);   /* the write gives the mod-sequences */
+
+    struct buf *out = imapd_out(s);
+    for (size_t k = 0; k < n; k++) {
+        if (seqs[k] == 0)
+            continue;
+        struct imapd_view_msg *v = &mb->msgs[seqs[k] - 1];
+        const struct mailbox_msg *im = mailbox_index_find(mb->index, v->uid);
+        if (im == NULL)
+            continue;
+        imapd_flags_visible(im->flags, v->flags);
+        v->modseq = im->modseq;
+        if (cmd->u.store.silent && !mb->condstore)
+            continue;
+        buf_printf(out, "* %lu FETCH (", (unsigned long)seqs[k]);
+        if (cmd->uid)
+            buf_printf(out, "UID %lu ", (unsigned long)v->uid);
+        if (!cmd->u.store.silent) {
+            buf_append_str(out, "FLAGS ");
+            imap_msg_flags_format(v->flags, v->recent, out);
+        }
+        if (mb->condstore)
+            buf_printf(out, "%sMODSEQ (%llu)", cmd->u.store.silent ? "" : " ",
+                       (unsigned long long)v->modseq);
+        buf_append_str(out, ")\r\n");
+    }
+    free(seqs);
+    imapd_mailbox_notify(s, 0);
+    if (failures > 0) {
+        imapd_tagged(s, cmd->tag, "NO", "[SERVERBUG] Some flags could not be stored.");
+    } else if (nmodified > 0) {
+        struct buf set;
+        buf_init(&set, 0);
+        imapd_uidset_format(modified, nmodified, &set);
+        imapd_tagged(s, cmd->tag, "OK", "[MODIFIED %s] Conditional STORE failed.", set.data);
+        buf_free(&set);
+    } else if (expunged) {
+        imapd_tagged(s, cmd->tag, "NO",
+                     "[EXPUNGEISSUED] Some of the messages no longer exist.");
+    } else {
+        imapd_tagged(s, cmd->tag, "OK", "Store completed.");
+    }
+    free(modified);
+}
+
+/*
+ * SEARCH.
+ */
+
+struct search_state {
+    struct imap_search *search;
+    size_t next;               /* view index */
+    int needs_content;
+    int modseq_key;
+    uint64_t max_modseq;
+    struct buf result;
+};
+
+static void search_state_free(struct search_state **st_p)
+{
+    struct search_state *st = *st_p;
+    if (st == NULL)
+        return;
+    *st_p = NULL;
+    imap_search_free(&st->search);
+    buf_free(&st->result);
+    free(st);
+}
+
+static void search_state_drop(void *state)
+{
+    struct search_state *st = state;
+    search_state_free(&st);
+}
+
+/* Depth is bounded by the parser (max_depth). */
+static int has_modseq_key(const struct imap_search_key *k)
+{
+    for (; k != NULL; k = k->next) {
+        switch (k->type) {
+        case IMAP_SEARCH_MODSEQ:
+            return 1;
+        case IMAP_SEARCH_AND:
+            if (has_modseq_key(k->u.list.first))
+                return 1;
+            break;
+        case IMAP_SEARCH_OR:
+            if (has_modseq_key(k->u.either.a) || has_modseq_key(k->u.either.b))
+                return 1;
+            break;
+        case IMAP_SEARCH_NOT:
+            if (has_modseq_key(k->u.negated))
+                return 1;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
+static enum imapd_cmd_status search_run(struct imapd_session *s, const struct imap_command *cmd,
+                                        struct search_state *st)
+{
+    struct imapd_mailbox *mb = s->mbox;
+    size_t round = 0;
+    while (st->next < mb->count) {
+        if (st->needs_content && round >= SEARCH_ROUND)
+            return IMAPD_CMD_MORE;
+        uint32_t seq = (uint32_t)(st->next + 1);
+        st->next++;
+        struct imap_msg msg;
+        const struct mailbox_msg *im = imapd_mbox_msg(s, seq, &msg);
+        if (im == NULL)
+            continue;
+        round++;
+        struct imap_msg_content *content = NULL;
+        int match = imap_search_match(st->search, &msg, &content);
+        imap_msg_content_free(&content);
+        if (!match)
+            continue;
+        buf_printf(&st->result, " %lu", (unsigned long)(cmd->uid ? msg.uid : seq));
+        if (msg.modseq > st->max_modseq)
+            st->max_modseq = msg.modseq;
+    }
+    struct buf *out = imapd_out(s);
+    buf_append_str(out, "* SEARCH");
+    buf_append(out, st->result.data, st->result.len);
+    if (st->modseq_key && st->result.len > 0)
+        buf_printf(out, " (MODSEQ %llu)", (unsigned long long)st->max_modseq);
+    buf_append_str(out, "\r\n");
+    imapd_mailbox_notify(s, 0);
+    imapd_tagged(s, cmd->tag, "OK", "Search completed.");
+    return IMAPD_CMD_DONE;
+}
+
+static enum imapd_cmd_status search_resume(struct imapd_session *s)
+{
+    struct search_state *st = s->resume_state;
+    if (s->mbox == NULL || st == NULL) {
+        search_state_free(&st);
+        s->resume_state = NULL;
+        return IMAPD_CMD_DONE;
+    }
+    enum imapd_cmd_status r = search_run(s, s->resume_cmd, st);
+    if (r == IMAPD_CMD_DONE) {
+        search_state_free(&st);
+        s->resume_state = NULL;
+    }
+    return r;
+}
+
+void imapd_cmd_search(struct imapd_session *s, struct imap_command *cmd)
+{
+    struct imapd_mailbox *mb = s->mbox;
+    struct search_state *st = xcalloc(1, sizeof(*st));
+    buf_init(&st->result, 0);
+    uint32_t max_uid = mb->count ? mb->msgs[mb->count - 1].uid : 0;
+    st->search = imap_search_compile(cmd, (uint32_t)mb->count, max_uid);
+    st->needs_content = imap_search_needs_content(st->search);
+    st->modseq_key = has_modseq_key(cmd->u.search.root);
+    if (st->modseq_key)
+        mb->condstore = 1;
+    if (search_run(s, cmd, st) == IMAPD_CMD_DONE) {
+        search_state_free(&st);
+        return;
+    }
+    imapd_begin_resumable(s, cmd, search_resume, st);
+    s->resume_free = search_state_drop;
+}
+
+void imapd_fetch_cancel(struct imapd_session *s)
+{
+    if (s->resume == fetch_resume) {
+        struct fetch_state *st = s->resume_state;
+        fetch_state_free(&st);
+        s->resume_state = NULL;
+    } else if (s->resume == search_resume) {
+        struct search_state *st = s->resume_state;
+        search_state_free(&st);
+        s->resume_state = NULL;
+    }
+}

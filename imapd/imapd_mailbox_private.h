@@ -1,0 +1,104 @@
+/*
+ * NAME
+ *	imapd_mailbox_private - what the selected-mailbox files of imapd share
+ * DESCRIPTION
+ *	Not part of imapd.h: the view of a selected mailbox and the helpers
+ *	that imapd_mailbox.c, imapd_fetch.c, imapd_copy.c and imapd_idle.c
+ *	use among themselves.
+ *
+ *	The view is an array in sequence-number order (which is UID order)
+ *	of what this session has told its client: UID, the IMAP flags
+ *	(Maildir letters of D F R S T only), \Recent and the mod-sequence.
+ *	A message another session expunged stays in the view, marked gone,
+ *	until an EXPUNGE response may be sent (RFC 3501 7.4.1).
+ *
+ *	Locking: the index lock is only ever taken without waiting, around
+ *	a sync or a change, and released before the command returns: IMAP
+ *	sessions share folders, and pop3d holds the same lock for a whole
+ *	POP3 session.
+ */
+#ifndef POSTERN_IMAPD_MAILBOX_PRIVATE_H
+#define POSTERN_IMAPD_MAILBOX_PRIVATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imap_msg.h"
+#include "imapd.h"
+#include "mailbox_index.h"
+
+/* The flags a client can see and set, as Maildir letters. */
+#define IMAPD_IMAP_LETTERS "DFRST"
+
+struct imapd_view_msg {
+    uint32_t uid;
+    char flags[8];      /* IMAP-visible Maildir letters as last told, sorted */
+    uint8_t recent;     /* \Recent for this session */
+    uint8_t gone;       /* no longer in the index; EXPUNGE not yet sent */
+    uint64_t modseq;    /* as last told (CONDSTORE) */
+};
+
+struct imapd_mailbox {
+    struct mailbox_index *index;
+    char *path;                 /* the folder's Maildir */
+    char *name;                 /* the mailbox name, for the log */
+    int readonly;
+    int condstore;              /* CONDSTORE enabled for this selection */
+    uint32_t uidvalidity;
+    struct imapd_view_msg *msgs;
+    size_t count, alloc;
+    size_t gone_count;
+    /* UIDs found in new/ by one of our syncs and not yet in the view:
+       they become \Recent when the view takes them in. */
+    uint32_t *recent_uids;
+    size_t recent_count, recent_alloc;
+    uint32_t claimed_uid;       /* highest UID our syncs have looked at */
+    uint64_t modseq_told;       /* HIGHESTMODSEQ last given */
+    /* The index array may differ from the view: set whenever our handle
+       synced or changed something, cleared by a full comparison. */
+    int changed;
+};
+
+/* Takes the index lock without waiting and, when the folder changed,
+   syncs the index (messages found in new/ are claimed: recorded as
+   \Recent for this session and, read-write, moved to cur/). Returns 0
+   (locked), 1 (another process holds the lock; nothing done) or -1
+   (error, logged; not locked). */
+int imapd_mbox_lock(struct imapd_session *s);
+/* Writes pending index changes and releases the lock. */
+void imapd_mbox_unlock(struct imapd_session *s);
+/* Like imapd_mailbox_notify(); returns 1 when the folder had changed but
+   the lock was busy (the caller may retry later), else 0. */
+int imapd_mbox_refresh(struct imapd_session *s, int allow_expunge);
+
+/* The reply for a busy lock, and for a change to a read-only selection. */
+#define IMAPD_INUSE_TEXT "[INUSE] Mailbox is locked by another session, try again"
+
+/* Fills msg from the index's record of uid (seq as given); returns the
+   record (valid until the next sync, expunge or close of the index) or
+   NULL when the index no longer has it. */
+const struct mailbox_msg *imapd_mbox_msg(struct imapd_session *s, uint32_t seq,
+                                         struct imap_msg *msg);
+/* The IMAP-visible part of Maildir flags ("DFRST" letters only). */
+void imapd_flags_visible(const char *maildir_flags, char out[8]);
+
+/* Resolves a sequence set (uid 0) or UID set (uid 1) against the view
+   into *seqs_r (ascending sequence numbers, malloc'd; NULL when none).
+   UIDs not in the view are skipped. Returns the count, or (size_t)-1
+   when a sequence number is beyond the view (a BAD reply). */
+size_t imapd_mbox_resolve(struct imapd_session *s, const struct imap_seqset *set, int uid,
+                          uint32_t **seqs_r);
+/* Appends a UID set in IMAP syntax ("1:3,7") to out. */
+void imapd_uidset_format(const uint32_t *uids, size_t count, struct buf *out);
+
+/* Folder path of a mailbox name that must exist as a Maildir. Returns a
+   malloc'd path, or NULL with *error_r (static text for NO). trycreate
+   selects "[TRYCREATE]" (APPEND, COPY) over "[NONEXISTENT]". */
+char *imapd_mbox_existing_path(struct imapd_session *s, const char *name, int trycreate,
+                               const char **error_r);
+
+/* imapd_fetch.c: frees the state of a FETCH / SEARCH being resumed when
+   the selection ends under it. */
+void imapd_fetch_cancel(struct imapd_session *s);
+
+#endif
