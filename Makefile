@@ -4,11 +4,11 @@ JOBS       ?= $(shell nproc)
 BUILD_DEPS  = cmake pkg-config libssl-dev libc-ares-dev liblmdb-dev libpcre2-dev \
               libcmocka-dev libcrypt-dev openssl
 TEST_DEPS   = python3-pytest swaks pflogsumm lmdb-utils dnsmasq-base clang-14 libclang-rt-14-dev \
-              fetchmail getmail6 python3-aiosmtpd
+              fetchmail getmail6 python3-aiosmtpd isync mutt
 RUN_DIR    ?= run
 FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz-*.c)))
 
-.PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench bench-pop3 bench-relay bench-edge docs clean
+.PHONY: all build deps test-deps run test unit unit-asan integration fuzz bench bench-pop3 bench-imap bench-relay bench-edge docs clean
 
 all: build
 
@@ -53,6 +53,9 @@ bench: build test-deps
 
 bench-pop3: build test-deps
 	@sh bench/pop3-bench.sh $(BUILD)
+
+bench-imap: build test-deps
+	@sh bench/imap-bench.sh $(BUILD)
 
 bench-relay: build test-deps
 	@sh bench/relay-bench.sh $(BUILD)
