@@ -108,7 +108,7 @@ ulimit -Hn $want_fd 2>/dev/null && ulimit -Sn $want_fd 2>/dev/null
 fd_hard=$(ulimit -Hn)
 ulimit -Sn "$fd_hard" 2>/dev/null
 if [ "$fd_hard" != "$want_fd" ] && [ "$fd_hard" != unlimited ]; then
-    note "RLIMIT_NOFILE hard limit stays $fd_hard (raising it to $want_fd failed: no CAP_SYS_RESOURCE here); Postern's smtpd budgets 2 descriptors per session plus 32, so one smtpd holds at most $(( (fd_hard - 32) / 2 )) sessions"
+    note "RLIMIT_NOFILE hard limit stays $fd_hard (raising it to $want_fd failed: no CAP_SYS_RESOURCE here); Postern's smtpd budgets 3 descriptors per 2 sessions plus 32, so one smtpd holds at most $(( (fd_hard - 32) * 2 / 3 )) sessions"
 fi
 
 # --- what is running, so the trap can stop it ---------------------------
