@@ -7,18 +7,21 @@
  *	size (S=) and counted on the way like local delivery does, so the
  *	final name carries W= and P= and the index learns the sizes from
  *	the name. When the command is complete the file is fsynced, given
- *	the APPEND date as mtime, renamed into new/ as NAME:2,FLAGS (the
- *	flags the client gave; keywords are not kept), the directory is
- *	fsynced, and the message is indexed under the folder's lock:
- *	"OK [APPENDUID uidvalidity uid]" (RFC 4315). new/, not cur/: RFC
- *	3501 6.3.11 and 6.4.7 want appended and copied messages \Recent,
- *	and a message in new/ is \Recent for the first session that sees
- *	it (which moves it to cur/ keeping the flags of its name).
+ *	the APPEND date as mtime, renamed into cur/ as NAME:2,FLAGS (the
+ *	flags the client gave; keywords are not kept: standard Maildir++,
+ *	where new/ holds only names without an info part), the directory
+ *	is fsynced, and the message is indexed under the folder's lock:
+ *	"OK [APPENDUID uidvalidity uid]" (RFC 4315). It gets the next UID,
+ *	which is at or above the index's first recent UID, so it is
+ *	\Recent for the next session that claims it (RFC 3501 6.3.11 and
+ *	6.4.7; the selecting session itself when the folder is selected
+ *	read-write, see imapd_mailbox.c).
  *
  *	COPY and MOVE (RFC 6851) hard-link each message into the target's
  *	tmp/ under a fresh unique name (copying the bytes when the link is
  *	refused: another file system, EPERM), then rename them all into
- *	new/ with their flags, fsync new/ and index them. A failure before
+ *	cur/ with their flags, fsync cur/ and index them (\Recent as for
+ *	APPEND). A failure before
  *	the last rename removes every file made so far, so a failed COPY
  *	leaves nothing behind in the target. MOVE then expunges the sources
  *	and reports them with EXPUNGE after an untagged OK [COPYUID].
@@ -264,19 +267,19 @@ void imapd_append_finish(struct imapd_session *s, struct imap_command *cmd)
                      r > 0 ? IMAPD_INUSE_TEXT : "[SERVERBUG] Cannot open the mailbox");
         goto done;
     }
-    char *rel = xasprintf("new/%s,W=%llu,P=%llu:2,%s", a->name,
+    char *rel = xasprintf("cur/%s,W=%llu,P=%llu:2,%s", a->name,
                           (unsigned long long)maildir_counts_crlf_size(&a->counts),
                           (unsigned long long)maildir_counts_pop3_size(&a->counts), letters);
     char *final = xasprintf("%s/%s", a->folder, rel);
-    char *new_dir = xasprintf("%s/new", a->folder);
+    char *cur_dir = xasprintf("%s/cur", a->folder);
     uint32_t uid = 0;
-    if (rename(a->tmp_path, final) < 0 || safe_fsync_dir(new_dir) < 0) {
+    if (rename(a->tmp_path, final) < 0 || safe_fsync_dir(cur_dir) < 0) {
         err = errno;
         unlink(final);
     } else {
-        xfree(&a->tmp_path);   /* it is in new/ now: nothing to remove */
+        xfree(&a->tmp_path);   /* it is in cur/ now: nothing to remove */
         if (mailbox_index_add(index, rel, date, &uid) < 0 && errno != EEXIST) {
-            /* The message is safe in new/: the next sync indexes it. */
+            /* The message is safe in cur/: the next sync indexes it. */
             msg_warn("imapd: %s: cannot index %s: %m", s->login, final);
             uid = 0;
         }
@@ -285,7 +288,7 @@ void imapd_append_finish(struct imapd_session *s, struct imap_command *cmd)
     target_unlock(s, &index, own);
     free(rel);
     free(final);
-    free(new_dir);
+    free(cur_dir);
     if (s->mbox != NULL)
         imapd_mailbox_notify(s, 1);
     if (err != 0) {
@@ -314,8 +317,8 @@ struct copy_item {
     uint32_t dst_uid;
     int64_t internal_date;
     char *tmp;        /* full path in the target's tmp/, NULL once renamed */
-    char *final;      /* full path in the target's new/ */
-    char *rel;        /* "new/..." */
+    char *final;      /* full path in the target's cur/ */
+    char *rel;        /* "cur/NAME:2,FLAGS" */
 };
 
 /* Makes the target's tmp/ file for one message: a hard link, or a copy
@@ -340,7 +343,7 @@ static int copy_one(struct imapd_session *s, const char *target, struct copy_ite
     close(fd);
     /* link() wants the name free: the O_EXCL create reserved it. */
     unlink(it->tmp);
-    it->rel = xasprintf("new/%s,W=%llu,P=%llu:2,%s", name, (unsigned long long)crlf,
+    it->rel = xasprintf("cur/%s,W=%llu,P=%llu:2,%s", name, (unsigned long long)crlf,
                         (unsigned long long)pop3, flags);
     it->final = xasprintf("%s/%s", target, it->rel);
     free(name);
@@ -476,7 +479,7 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_command *cmd)
         }
     }
     /* All or nothing up to here: from now on only renames. */
-    char *new_dir = xasprintf("%s/new", target);
+    char *cur_dir = xasprintf("%s/cur", target);
     if (!expunged && err == 0) {
         for (size_t k = 0; k < n; k++) {
             if (rename(items[k].tmp, items[k].final) < 0) {
@@ -485,10 +488,10 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_command *cmd)
             }
             xfree(&items[k].tmp);
         }
-        if (err == 0 && safe_fsync_dir(new_dir) < 0)
+        if (err == 0 && safe_fsync_dir(cur_dir) < 0)
             err = errno;
     }
-    free(new_dir);
+    free(cur_dir);
     if (expunged || err != 0) {
         copy_items_free(items, made, 1);
         target_unlock(s, &tix, own);

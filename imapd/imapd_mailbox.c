@@ -15,14 +15,23 @@
  *	then they stay in the view, marked gone, so sequence numbers keep
  *	their meaning for the client.
  *
- *	\Recent: a message one of our syncs finds in new/ is \Recent for
- *	this session; a read-write selection moves it to cur/ at once,
- *	under the same lock, so no other session sees it as recent.
+ *	\Recent (RFC 3501 2.3.2): the index keeps the first UID no session
+ *	has claimed (mailbox_index_claim_recent). A read-write selection
+ *	claims under the lock after every sync, and after its own APPEND
+ *	or COPY into the folder: the UIDs from the old value to UIDNEXT are
+ *	\Recent for it alone. A read-only selection (EXAMINE) claims
+ *	nothing and shows the unclaimed messages \Recent (RFC 3501 6.3.2:
+ *	EXAMINE must not make them lose it); so does a read-write one
+ *	whose lock is busy (pop3d), until it gets the lock and claims.
+ *	Read-write syncs also move files from new/ to cur/ (the Maildir
+ *	convention: a mail reader has seen them); \Recent does not depend
+ *	on where a file is.
  *
  *	EXPUNGE, UID EXPUNGE and CLOSE remove \Deleted messages of the view
  *	(messages the client has not been told about are left for a later
  *	EXPUNGE). STATUS opens its own index handle, so a selection of the
- *	same folder is not disturbed.
+ *	same folder is not disturbed, and claims nothing: its RECENT counts
+ *	the messages at or above the first recent UID.
  * DIAGNOSTICS
  *	Index and file system failures are logged with msg_warn and
  *	answered NO [SERVERBUG]; a lock held by another process (pop3d
@@ -196,51 +205,78 @@ void imapd_uidset_format(const uint32_t *uids, size_t count, struct buf *out)
  * Locking, syncing and \Recent.
  */
 
-static void recent_push(struct imapd_mailbox *mb, uint32_t uid)
+/* Adds [lo, hi) to the session's \Recent UIDs, less what was
+   considered before. */
+static void recent_add(struct imapd_mailbox *mb, uint32_t lo, uint32_t hi)
 {
-    if (mb->recent_count == mb->recent_alloc) {
-        mb->recent_alloc = mb->recent_alloc ? mb->recent_alloc * 2 : 16;
-        mb->recent_uids = xreallocarray(mb->recent_uids, mb->recent_alloc,
-                                        sizeof(*mb->recent_uids));
+    if (lo < mb->recent_upto)
+        lo = mb->recent_upto;
+    if (hi > mb->recent_upto)
+        mb->recent_upto = hi;
+    if (lo >= hi)
+        return;
+    if (mb->recent_count > 0 && mb->recent[mb->recent_count - 1].hi == lo) {
+        mb->recent[mb->recent_count - 1].hi = hi;
+        return;
     }
-    mb->recent_uids[mb->recent_count++] = uid;
+    if (mb->recent_count == mb->recent_alloc) {
+        mb->recent_alloc = mb->recent_alloc ? mb->recent_alloc * 2 : 4;
+        mb->recent = xreallocarray(mb->recent, mb->recent_alloc, sizeof(*mb->recent));
+    }
+    mb->recent[mb->recent_count++] = (struct imapd_recent_range){ lo, hi };
 }
 
-/* Records messages in new/ that no sync of ours has looked at as \Recent
-   for this session and, when move is set, moves them to cur/ so that
-   other sessions do not count them too. */
-static void claim_new(struct imapd_mailbox *mb, int move)
+/* Brings the session's \Recent UIDs up to the index's UIDNEXT: a
+   read-write selection holding the lock claims them; otherwise the
+   unclaimed ones are shown \Recent without a claim. */
+static void recent_update(struct imapd_mailbox *mb, int locked)
 {
-    size_t n = 0;
-    const struct mailbox_msg *msgs = mailbox_index_messages(mb->index, &n);
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (msgs[mid].uid <= mb->claimed_uid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    size_t first_new = mb->recent_count;
-    for (size_t i = lo; i < n; i++)
-        if (strncmp(msgs[i].path, "new/", 4) == 0)
-            recent_push(mb, msgs[i].uid);
-    if (n > 0 && msgs[n - 1].uid > mb->claimed_uid)
-        mb->claimed_uid = msgs[n - 1].uid;
-    if (!move)
+    uint32_t next = mailbox_index_uidnext(mb->index);
+    if (next <= mb->recent_upto && !mb->recent_unclaimed)
         return;
+    if (locked && !mb->readonly) {
+        uint32_t first;
+        if (mailbox_index_claim_recent(mb->index, &first) == 0) {
+            /* What was shown without a claim is now ours as well. */
+            mb->recent_unclaimed = 0;
+            recent_add(mb, first, mailbox_index_first_recent_uid(mb->index));
+            return;
+        }
+        if (errno != ESTALE)
+            msg_warn("imapd: %s: cannot claim recent messages: %m", mb->path);
+    }
+    if (!mb->readonly && next > mb->recent_upto)
+        mb->recent_unclaimed = 1;
+    recent_add(mb, mailbox_index_first_recent_uid(mb->index), next);
+}
+
+/* Moves the files a sync found in new/ to cur/ with the flags of their
+   names: this selection has seen them. */
+static void move_new_to_cur(struct imapd_mailbox *mb)
+{
+    size_t n = 0, k = 0;
+    const struct mailbox_msg *msgs = mailbox_index_messages(mb->index, &n);
+    for (size_t i = 0; i < n; i++)
+        k += strncmp(msgs[i].path, "new/", 4) == 0;
+    if (k == 0)
+        return;
+    uint32_t *uids = xreallocarray(NULL, k, sizeof(*uids));
+    k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(msgs[i].path, "new/", 4) == 0)
+            uids[k++] = msgs[i].uid;
     /* set_flags may drop a vanished message from the array: look each
        one up again instead of keeping pointers. */
-    for (size_t i = first_new; i < mb->recent_count; i++) {
-        const struct mailbox_msg *m = mailbox_index_find(mb->index, mb->recent_uids[i]);
+    for (size_t i = 0; i < k; i++) {
+        const struct mailbox_msg *m = mailbox_index_find(mb->index, uids[i]);
         if (m == NULL)
             continue;
         char flags[16];
         snprintf(flags, sizeof(flags), "%s", m->flags);
-        if (mailbox_index_set_flags(mb->index, mb->recent_uids[i], flags) < 0 &&
-            errno != ENOENT)
+        if (mailbox_index_set_flags(mb->index, uids[i], flags) < 0 && errno != ENOENT)
             msg_warn("imapd: %s: cannot move a new message to cur/: %m", mb->path);
     }
+    free(uids);
 }
 
 static int sync_locked(struct imapd_mailbox *mb)
@@ -251,7 +287,9 @@ static int sync_locked(struct imapd_mailbox *mb)
         free(error);
         return -1;
     }
-    claim_new(mb, !mb->readonly);
+    if (!mb->readonly)
+        move_new_to_cur(mb);
+    recent_update(mb, 1);
     return 0;
 }
 
@@ -277,8 +315,8 @@ int imapd_mbox_lock(struct imapd_session *s)
 void imapd_mbox_unlock(struct imapd_session *s)
 {
     struct imapd_mailbox *mb = s->mbox;
-    /* Our own APPEND / COPY put messages into new/ without a sync. */
-    claim_new(mb, !mb->readonly);
+    /* Our own APPEND / COPY added messages without a sync. */
+    recent_update(mb, 1);
     if (mailbox_index_flush(mb->index) < 0)
         msg_warn("imapd: %s: cannot write the index: %m", mb->path);
     mailbox_index_unlock(mb->index);
@@ -319,22 +357,23 @@ static size_t take_new(struct imapd_mailbox *mb, size_t *recent_r)
             hi = mid;
     }
     for (size_t i = lo; i < n; i++) {
-        while (rpos < mb->recent_count && mb->recent_uids[rpos] < msgs[i].uid)
+        uint32_t uid = msgs[i].uid;
+        while (rpos < mb->recent_count && mb->recent[rpos].hi <= uid)
             rpos++;
-        int recent = rpos < mb->recent_count && mb->recent_uids[rpos] == msgs[i].uid;
+        int recent = rpos < mb->recent_count && uid >= mb->recent[rpos].lo;
         view_append(mb, &msgs[i], recent);
         *recent_r += (size_t)recent;
         added++;
     }
     /* UIDs at or below the view's top are settled. */
     top = mb->count ? mb->msgs[mb->count - 1].uid : 0;
-    size_t keep = 0;
-    while (keep < mb->recent_count && mb->recent_uids[keep] <= top)
-        keep++;
-    if (keep > 0) {
-        memmove(mb->recent_uids, mb->recent_uids + keep,
-                (mb->recent_count - keep) * sizeof(*mb->recent_uids));
-        mb->recent_count -= keep;
+    size_t drop = 0;
+    while (drop < mb->recent_count && mb->recent[drop].hi - 1 <= top)
+        drop++;
+    if (drop > 0) {
+        memmove(mb->recent, mb->recent + drop,
+                (mb->recent_count - drop) * sizeof(*mb->recent));
+        mb->recent_count -= drop;
     }
     return added;
 }
@@ -357,7 +396,7 @@ static void mailbox_free(struct imapd_mailbox **mb_p)
     free(mb->path);
     free(mb->name);
     free(mb->msgs);
-    free(mb->recent_uids);
+    free(mb->recent);
     free(mb);
 }
 
@@ -504,7 +543,7 @@ int imapd_mailbox_select(struct imapd_session *s, const char *name, int readonly
         /* Busy (pop3d): show what the index holds; the next command
            catches up. Dropping and asking again loads it from LMDB. */
         mailbox_index_drop_messages(index);
-        claim_new(mb, 0);
+        recent_update(mb, 0);
     }
     mb->uidvalidity = mailbox_index_uidvalidity(index);
     size_t recent = 0;
@@ -711,8 +750,8 @@ int imapd_mailbox_status(struct imapd_session *s, const char *name, struct imapd
     if (path == NULL)
         return -1;
     char *error = NULL;
-    /* A handle of our own: the selection's view and \Recent claims are
-       not touched, and nothing is moved out of new/. */
+    /* A handle of our own: the selection's view is not touched, nothing
+       is claimed and nothing is moved out of new/. */
     struct mailbox_index *index = mailbox_index_open(path, &error);
     if (index == NULL) {
         msg_warn("imapd: %s: %s", s->login, error ? error : "cannot open the index");
@@ -739,8 +778,9 @@ int imapd_mailbox_status(struct imapd_session *s, const char *name, struct imapd
     size_t n = 0;
     const struct mailbox_msg *msgs = mailbox_index_messages(index, &n);
     r->messages = (uint32_t)n;
+    uint32_t first_recent = mailbox_index_first_recent_uid(index);
     for (size_t i = 0; i < n; i++) {
-        if (strncmp(msgs[i].path, "new/", 4) == 0)
+        if (msgs[i].uid >= first_recent)
             r->recent++;
         if (strchr(msgs[i].flags, 'S') == NULL)
             r->unseen++;

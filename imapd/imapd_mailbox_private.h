@@ -38,6 +38,10 @@ struct imapd_view_msg {
     uint64_t modseq;    /* as last told (CONDSTORE) */
 };
 
+struct imapd_recent_range {
+    uint32_t lo, hi;
+};
+
 struct imapd_mailbox {
     struct mailbox_index *index;
     char *path;                 /* the folder's Maildir */
@@ -48,11 +52,14 @@ struct imapd_mailbox {
     struct imapd_view_msg *msgs;
     size_t count, alloc;
     size_t gone_count;
-    /* UIDs found in new/ by one of our syncs and not yet in the view:
-       they become \Recent when the view takes them in. */
-    uint32_t *recent_uids;
+    /* \Recent UIDs of this session not yet in the view, as ascending,
+       disjoint ranges [lo, hi): claimed from the index (read-write) or
+       merely seen at or above its first recent UID (read-only, or the
+       lock was busy). They mark messages when the view takes them in. */
+    struct imapd_recent_range *recent;
     size_t recent_count, recent_alloc;
-    uint32_t claimed_uid;       /* highest UID our syncs have looked at */
+    uint32_t recent_upto;       /* UIDs below it have been considered */
+    int recent_unclaimed;       /* read-write, shown \Recent before a claim */
     uint64_t modseq_told;       /* HIGHESTMODSEQ last given */
     /* The index array may differ from the view: set whenever our handle
        synced or changed something, cleared by a full comparison. */
@@ -60,12 +67,13 @@ struct imapd_mailbox {
 };
 
 /* Takes the index lock without waiting and, when the folder changed,
-   syncs the index (messages found in new/ are claimed: recorded as
-   \Recent for this session and, read-write, moved to cur/). Returns 0
-   (locked), 1 (another process holds the lock; nothing done) or -1
-   (error, logged; not locked). */
+   syncs the index (read-write: files in new/ are moved to cur/, and
+   messages nobody has claimed become \Recent for this session).
+   Returns 0 (locked), 1 (another process holds the lock; nothing done)
+   or -1 (error, logged; not locked). */
 int imapd_mbox_lock(struct imapd_session *s);
-/* Writes pending index changes and releases the lock. */
+/* Claims what our own APPEND / COPY added (read-write), writes pending
+   index changes and releases the lock. */
 void imapd_mbox_unlock(struct imapd_session *s);
 /* Like imapd_mailbox_notify(); returns 1 when the folder had changed but
    the lock was busy (the caller may retry later), else 0. */

@@ -5,7 +5,7 @@
  *	See mailbox_index.h and docs/mailbox-index.md. Layout of
  *	DIR/postern-index.lmdb (MDB_NOSUBDIR; DIR/postern-index.lmdb-lock is
  *	LMDB's own lock file), four named databases:
- *	  "meta"   version, uidvalidity, uidnext, modseq (decimal text)
+ *	  "meta"   version, uidvalidity, uidnext, modseq, firstrecent (decimal text)
  *	  "msgs"   UID (4 bytes big-endian, so keys sort by UID) -> record
  *	  "bases"  unique part of the Maildir name -> UID (big-endian)
  *	  "cache"  UID + kind (6 bytes big-endian) -> imapd's cached text
@@ -15,8 +15,10 @@
  *	corrupt, it is moved aside to postern-index.lmdb.corrupt and rebuilt
  *	from the Maildir with a new UIDVALIDITY.
  *
- *	The last UIDVALIDITY is also written into DIR/postern-index.lock (the
- *	flock file), so an index that is deleted or rebuilt within the same
+ *	A new UIDVALIDITY is larger than any the user's Maildir handed out
+ *	before (mailbox_index_imap.c: the folder's lock file and the root's
+ *	postern-uidvalidity remember them), so an index that is deleted or
+ *	rebuilt, or a folder deleted and created again, within the same
  *	second still gets a larger one.
  *
  *	Environments are shared per process (keyed by device and inode):
@@ -438,9 +440,21 @@ int ix_meta_load(MDB_txn *txn, struct index_env *e, struct meta *m)
         return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
     if (uv == 0 || next == 0)
         return IX_CORRUPT;
+    /* An index written before "firstrecent" existed: none of its
+       messages is recent (until then \Recent meant "in new/", and the
+       sessions that saw them moved them out); the first write keeps that
+       value. A value outside 1..uidnext is clamped: \Recent is not worth
+       a rebuild and a new UIDVALIDITY. */
+    uint64_t first;
+    rc = meta_get(txn, e, "firstrecent", UINT32_MAX, &first);
+    if (rc == MDB_NOTFOUND)
+        first = next;
+    else if (rc != 0)
+        return rc;
     m->uidvalidity = (uint32_t)uv;
     m->uidnext = (uint32_t)next;
     m->modseq = modseq;
+    m->first_recent = first == 0 ? 1 : first > next ? (uint32_t)next : (uint32_t)first;
     return 0;
 }
 
@@ -458,50 +472,10 @@ int ix_meta_put(MDB_txn *txn, struct index_env *e, const struct meta *m)
     if ((rc = meta_put1(txn, e, "version", INDEX_VERSION)) != 0 ||
         (rc = meta_put1(txn, e, "uidvalidity", m->uidvalidity)) != 0 ||
         (rc = meta_put1(txn, e, "uidnext", m->uidnext)) != 0 ||
-        (rc = meta_put1(txn, e, "modseq", m->modseq)) != 0)
+        (rc = meta_put1(txn, e, "modseq", m->modseq)) != 0 ||
+        (rc = meta_put1(txn, e, "firstrecent", m->first_recent)) != 0)
         return rc;
     return 0;
-}
-
-/* The last UIDVALIDITY handed out here, kept in the lock file; 0 if
-   unknown. */
-static uint32_t hint_read(const struct mailbox_index *ix)
-{
-    int fd = open(ix->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return 0;
-    char text[16];
-    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
-    close(fd);
-    uint64_t v = 0;
-    for (ssize_t i = 0; i < n && i < 10 && text[i] >= '0' && text[i] <= '9'; i++)
-        v = v * 10 + (uint64_t)(text[i] - '0');
-    return v > UINT32_MAX ? 0 : (uint32_t)v;
-}
-
-static void hint_write(const struct mailbox_index *ix, uint32_t uidvalidity)
-{
-    int fd = open(ix->lock_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        msg_warn("mailbox index: open %s: %m", ix->lock_path);
-        return;
-    }
-    char text[16];
-    int len = snprintf(text, sizeof(text), "%010u\n", uidvalidity);
-    if (pwrite(fd, text, (size_t)len, 0) != len)
-        msg_warn("mailbox index: write %s: %m", ix->lock_path);
-    close(fd);
-}
-
-static uint32_t new_uidvalidity(const struct mailbox_index *ix, uint32_t *previous_r)
-{
-    uint32_t last = hint_read(ix);
-    *previous_r = last;
-    time_t now = time(NULL);
-    uint32_t v = now > 0 && (uint64_t)now < UINT32_MAX ? (uint32_t)now : 1;
-    if (last != 0 && last < UINT32_MAX && v <= last)
-        v = last + 1;
-    return v;
 }
 
 struct attach_ctx {
@@ -534,9 +508,12 @@ static int attach_apply(MDB_txn *txn, struct index_env *e, void *vctx)
     rc = ix_meta_load(txn, e, &c->m);
     c->created = 0;
     if (rc == MDB_NOTFOUND && !c->existed) {
-        c->m.uidvalidity = new_uidvalidity(c->ix, &c->previous);
+        c->m.uidvalidity = ix_uidvalidity_new(c->ix, &c->previous);
         c->m.uidnext = 1;
         c->m.modseq = 1;
+        /* Every message a new index learns is recent for the first
+           session that claims it, like mail that has just arrived. */
+        c->m.first_recent = 1;
         c->created = 1;
         return ix_meta_put(txn, e, &c->m);
     }
@@ -607,7 +584,7 @@ static int env_attach(struct mailbox_index *ix, int *created_r, uint32_t *previo
     *created_r = c.created;
     *previous_r = c.previous;
     if (c.created)
-        hint_write(ix, c.m.uidvalidity);
+        ix_uidvalidity_note(ix, c.m.uidvalidity);
     else if (c.cache_added)
         msg_info("mailbox index %s: cache database added", ix->db_path);
     return 0;

@@ -6,7 +6,8 @@
  * DESCRIPTION
  *	A Maildir gets a small LMDB file (DIR/postern-index.lmdb, with
  *	MDB_NOSUBDIR) that gives every message a stable identity:
- *	  UIDVALIDITY  fixed when the index is created
+ *	  UIDVALIDITY  fixed when the index is created, larger than any
+ *	               the user's Maildir handed out before
  *	  UIDNEXT      the next UID to hand out; UIDs only grow
  *	  per message: UID -> Maildir base name (the part before ":2,"),
  *	               current file name (new/ or cur/ + flags), size in
@@ -177,6 +178,26 @@ int mailbox_index_stale(struct mailbox_index *index);
    the next sync/close), a sync for each new, renamed or vanished file.
    Cache writes do not count. */
 uint64_t mailbox_index_highest_modseq(const struct mailbox_index *index);
+
+/* IMAP \Recent (RFC 3501 2.3.2), kept as in Dovecot: the index holds
+   the first UID no session has claimed yet. Messages with a UID at or
+   above it are \Recent for the next read-write session that claims
+   them, whether their file is in new/ or cur/ (APPEND, COPY and MOVE
+   place theirs in cur/). A new or rebuilt index starts at 1 (every
+   message is recent once); an index written before this existed starts
+   at its UIDNEXT (nothing recent), kept from its first write on.
+   first_recent_uid is this handle's view (from open, the last sync,
+   add or claim): STATUS RECENT counts the messages at or above it, and
+   a read-only selection shows them \Recent without claiming.
+   claim_recent, under the lock: one write transaction sets the value
+   to UIDNEXT and returns the old one in *first_r; the caller owns
+   \Recent of UIDs [*first_r, mailbox_index_first_recent_uid()) (the
+   latter is now the UIDNEXT of the claim, which may include messages
+   the handle has not synced yet). Nothing is written when nothing is
+   new. Returns 0, or -1 with errno (ESTALE: the index was rebuilt
+   since the handle's last sync; EIO or an LMDB errno: logged). */
+uint32_t mailbox_index_first_recent_uid(const struct mailbox_index *index);
+int mailbox_index_claim_recent(struct mailbox_index *index, uint32_t *first_r);
 
 /* Per-message cache of derived data (ENVELOPE, BODYSTRUCTURE text), kept
    in the index beside the record and dropped with it (expunge, or the

@@ -6,6 +6,20 @@
  *	See the "For imapd" block of mailbox_index.h and
  *	docs/mailbox-index.md.
  *
+ *	\Recent follows Dovecot's scheme: the meta data keeps the first
+ *	UID that no session has claimed yet ("firstrecent");
+ *	mailbox_index_claim_recent() moves it to UIDNEXT in a write
+ *	transaction of its own and tells the claiming session where it
+ *	was, so every message is \Recent for exactly one read-write
+ *	session, whichever directory its file is in.
+ *
+ *	UIDVALIDITY: a new index takes the time, but never a value at or
+ *	below the last one handed out to the same folder (its lock file)
+ *	or to any folder of the user (the root Maildir's
+ *	postern-uidvalidity, read and written under flock), so a folder
+ *	deleted and created again within a second still gets a new one
+ *	(RFC 3501 2.3.1.1).
+ *
  *	mailbox_index_add() gives one file the next UID in its own write
  *	transaction (APPEND, COPY and MOVE answer with the UID at once,
  *	UIDPLUS) and appends it to the handle's array: UIDs only grow, so
@@ -32,8 +46,13 @@
  *	at most CACHE_PENDING_MAX values / CACHE_PENDING_BYTES bytes wait
  *	for a flush. A directory mtime within MTIME_TRUST_SEC seconds before
  *	a sync's start is not trusted: stale() returns 1 until a later sync.
+ *	UIDVALIDITY values count up from the time; should one reach
+ *	2^32 - 1 (in 2106, or after four billion creations in a second)
+ *	the time is taken again.
  * DIAGNOSTICS
- *	LMDB failures are logged with msg_warn and returned as errno (EIO
+ *	A root UIDVALIDITY file that cannot be opened or written is logged
+ *	with msg_warn; the folder's own lock file still keeps its values
+ *	growing. LMDB failures are logged with msg_warn and returned as errno (EIO
  *	for bad index data; the next sync rebuilds the index).
  */
 #include <errno.h>
@@ -43,7 +62,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -201,6 +222,7 @@ int mailbox_index_add(struct mailbox_index *ix, const char *relpath, int64_t int
     *uid_r = m.uid;
     ix->meta.uidnext = c.after.uidnext;
     ix->meta.modseq = c.after.modseq;
+    ix->meta.first_recent = c.after.first_recent;
     if (ix_meta_same(&c.before, &ix->seen))
         ix->seen = c.after;
     if (!ix->dropped && (ix->count == 0 || ix->msgs[ix->count - 1].uid < m.uid)) {
@@ -239,6 +261,157 @@ uint32_t mailbox_index_uid_of_base(struct mailbox_index *ix, const char *base)
         msg_warn("mailbox index %s: read: %s", ix->db_path, ix_rc_text(rc));
     mdb_txn_abort(txn);
     return uid;
+}
+
+/*
+ * \Recent.
+ */
+
+uint32_t mailbox_index_first_recent_uid(const struct mailbox_index *ix)
+{
+    return ix->meta.first_recent;
+}
+
+struct claim_ctx {
+    struct mailbox_index *ix;
+    struct meta m;
+};
+
+static int claim_apply(MDB_txn *txn, struct index_env *e, void *vctx)
+{
+    struct claim_ctx *c = vctx;
+    int rc = ix_meta_load(txn, e, &c->m);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+    if (c->m.uidvalidity != c->ix->meta.uidvalidity)
+        return IX_REBUILT;
+    if (c->m.first_recent >= c->m.uidnext)
+        return 0; /* nothing to claim: LMDB commits an untouched transaction for free */
+    struct meta m = c->m;
+    m.first_recent = m.uidnext;
+    return ix_meta_put(txn, e, &m);
+}
+
+int mailbox_index_claim_recent(struct mailbox_index *ix, uint32_t *first_r)
+{
+    *first_r = 0;
+    if (ix_index_ready(ix, NULL) < 0)
+        return -1;
+    if (ix_env_replaced(ix)) {
+        errno = ESTALE;
+        return -1;
+    }
+    struct claim_ctx c = { .ix = ix };
+    int rc = ix_txn_write(ix->e, claim_apply, &c);
+    if (rc != 0) {
+        if (rc != IX_REBUILT)
+            msg_warn("mailbox index %s: claim recent: %s", ix->db_path, ix_rc_text(rc));
+        errno = rc_errno(rc);
+        return -1;
+    }
+    *first_r = c.m.first_recent;
+    if (c.m.uidnext > ix->meta.first_recent)
+        ix->meta.first_recent = c.m.uidnext;
+    return 0;
+}
+
+/*
+ * UIDVALIDITY.
+ */
+
+/* Up to ten leading digits of a file, 0 when there are none or the
+   value does not fit. */
+static uint32_t number_at_start(int fd)
+{
+    char text[16];
+    ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+    uint64_t v = 0;
+    for (ssize_t i = 0; i < n && i < 10 && text[i] >= '0' && text[i] <= '9'; i++)
+        v = v * 10 + (uint64_t)(text[i] - '0');
+    return v > UINT32_MAX ? 0 : (uint32_t)v;
+}
+
+static int number_write(int fd, uint32_t v)
+{
+    char text[16];
+    int len = snprintf(text, sizeof(text), "%010u\n", v);
+    if (pwrite(fd, text, (size_t)len, 0) != len)
+        return -1;
+    return ftruncate(fd, len);
+}
+
+/* The user's root Maildir: a Maildir++ folder (it holds "maildirfolder")
+   lives directly in it; anything else is a root itself. */
+static char *root_file(const struct mailbox_index *ix)
+{
+    char *marker = xasprintf("%s/maildirfolder", ix->maildir);
+    struct stat st;
+    int folder = lstat(marker, &st) == 0;
+    free(marker);
+    size_t len = strlen(ix->maildir);
+    while (len > 1 && ix->maildir[len - 1] == '/')
+        len--;
+    if (!folder)
+        return xasprintf("%.*s/%s", (int)len, ix->maildir, UIDVALIDITY_NAME);
+    while (len > 0 && ix->maildir[len - 1] != '/')
+        len--;
+    while (len > 1 && ix->maildir[len - 1] == '/')
+        len--;
+    if (len == 0)
+        return xstrdup(UIDVALIDITY_NAME); /* a relative "Folder": the root is "." */
+    return xasprintf("%.*s/%s", (int)len, ix->maildir, UIDVALIDITY_NAME);
+}
+
+uint32_t ix_uidvalidity_new(const struct mailbox_index *ix, uint32_t *previous_r)
+{
+    uint32_t last = 0;
+    int fd = open(ix->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        last = number_at_start(fd);
+        close(fd);
+    }
+    *previous_r = last;
+    char *root = root_file(ix);
+    fd = open(root, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        msg_warn("mailbox index: open %s: %m", root);
+    } else {
+        while (flock(fd, LOCK_EX) < 0) {
+            if (errno != EINTR) {
+                msg_warn("mailbox index: lock %s: %m", root);
+                break;
+            }
+        }
+        uint32_t r = number_at_start(fd);
+        if (r > last)
+            last = r;
+    }
+    time_t now = time(NULL);
+    uint32_t v = now > 0 && (uint64_t)now < UINT32_MAX ? (uint32_t)now : 1;
+    if (last != 0 && last < UINT32_MAX && v <= last)
+        v = last + 1;
+    if (fd >= 0) {
+        /* Synced: a value handed out must not come back after a crash. */
+        if (number_write(fd, v) < 0 || fsync(fd) < 0)
+            msg_warn("mailbox index: write %s: %m", root);
+        close(fd); /* drops the flock */
+    }
+    free(root);
+    return v;
+}
+
+void ix_uidvalidity_note(const struct mailbox_index *ix, uint32_t uidvalidity)
+{
+    int fd = open(ix->lock_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        msg_warn("mailbox index: open %s: %m", ix->lock_path);
+        return;
+    }
+    char text[16];
+    int len = snprintf(text, sizeof(text), "%010u\n", uidvalidity);
+    if (pwrite(fd, text, (size_t)len, 0) != len)
+        msg_warn("mailbox index: write %s: %m", ix->lock_path);
+    close(fd);
 }
 
 /*

@@ -20,6 +20,9 @@
 
 #define INDEX_NAME "postern-index.lmdb"
 #define LOCK_NAME "postern-index.lock"
+/* In the user's root Maildir: the last UIDVALIDITY handed out to any of
+   its folders (mailbox_index_imap.c). */
+#define UIDVALIDITY_NAME "postern-uidvalidity"
 #define INDEX_VERSION 1
 #define RECORD_FORMAT 1
 #define RECORD_HEAD 47 /* format, bits, 5 x u64, u16, u16, u8 */
@@ -58,6 +61,10 @@ struct meta {
     uint32_t uidvalidity;
     uint32_t uidnext;
     uint64_t modseq;
+    /* IMAP \Recent: UIDs from here on are recent for the next session
+       that claims them (mailbox_index_claim_recent). Not part of
+       ix_meta_same(): a claim is no change to the messages. */
+    uint32_t first_recent;
 };
 
 struct msg_extra {
@@ -183,6 +190,13 @@ int ix_cache_drop(MDB_txn *txn, struct index_env *e, uint32_t uid);
 /* Writes the pending cache values whose message still has a record. */
 int ix_cache_write(MDB_txn *txn, struct index_env *e, struct mailbox_index *ix);
 void ix_cache_free(struct mailbox_index *ix);
+/* A new UIDVALIDITY for ix: larger than the time, than the last one of
+   this folder (kept in its lock file; *previous_r, 0 if none) and than
+   the last one handed out to any folder of the user's Maildir (kept in
+   its root's UIDVALIDITY_NAME file, which is updated under flock). */
+uint32_t ix_uidvalidity_new(const struct mailbox_index *ix, uint32_t *previous_r);
+/* Notes a UIDVALIDITY now in use in the folder's lock file. */
+void ix_uidvalidity_note(const struct mailbox_index *ix, uint32_t uidvalidity);
 /* Sorted position of uid in the gone list (*found_r). */
 ssize_t ix_gone_pos(const struct mailbox_index *ix, uint32_t uid, int *found_r);
 

@@ -242,6 +242,92 @@ def test_recent_is_given_to_one_session_only(inst):
         b.close()
 
 
+def append_raw(c, folder, msg, flags=""):
+    """APPEND with a non-synchronizing literal; returns (uidvalidity, uid,
+    untagged responses)."""
+    c.n += 1
+    tag = "C%d" % c.n
+    c.send("%s APPEND %s (%s) {%d+}\r\n" % (tag, folder, flags, len(msg)))
+    c.send(msg + b"\r\n")
+    tagged, untagged = c.wait(tag)
+    m = re.match(rb"OK \[APPENDUID (\d+) (\d+)\]", tagged)
+    assert m, tagged
+    return int(m.group(1)), int(m.group(2)), untagged
+
+
+def status_recent(c, folder):
+    _, untagged = c.ok("STATUS %s (MESSAGES RECENT)" % folder)
+    m = re.search(rb"RECENT (\d+)", untagged[0])
+    assert m, untagged
+    return int(m.group(1))
+
+
+def test_appended_messages_are_in_cur_and_recent_for_one_claiming_session(inst):
+    """RFC 3501 6.3.11: APPEND sets \\Recent. The file goes to cur/ with
+    its flags (new/ holds no info part); the index's first recent UID,
+    not the directory, decides \\Recent: EXAMINE and STATUS show it
+    without claiming, the first SELECT claims it."""
+    c, e, a, b = login(inst), login(inst), login(inst), login(inst)
+    try:
+        c.ok("CREATE Box")
+        append_raw(c, "Box", message(1).replace(b"\n", b"\r\n"))
+        append_raw(c, "Box", message(2).replace(b"\n", b"\r\n"), flags="\\Seen")
+        box = os.path.join(inst.maildir(inst.demo_user), ".Box")
+        assert os.listdir(os.path.join(box, "new")) == []
+        names = sorted(os.listdir(os.path.join(box, "cur")))
+        assert len(names) == 2 and {n[n.index(":2,"):] for n in names} == {":2,", ":2,S"}, names
+        assert status_recent(c, "Box") == 2
+        # EXAMINE shows them \\Recent and takes nothing away.
+        _, untagged = e.ok("EXAMINE Box")
+        assert b"2 RECENT" in untagged, untagged
+        _, untagged = e.ok("FETCH 1:2 FLAGS")
+        assert all(b"\\Recent" in u for u in untagged), untagged
+        assert status_recent(c, "Box") == 2
+        # The first read-write selection claims them.
+        _, untagged = a.ok("SELECT Box")
+        assert b"2 RECENT" in untagged, untagged
+        assert status_recent(c, "Box") == 0
+        _, untagged = b.ok("SELECT Box")
+        assert b"0 RECENT" in untagged, untagged
+        # An APPEND by the selecting session is recent there, and only there.
+        _, _, ua = append_raw(a, "Box", message(3).replace(b"\n", b"\r\n"))
+        _, ub = b.ok("NOOP")
+        assert b"3 RECENT" in ua and exists(ub) == 3 and b"0 RECENT" in ub, (ua, ub)
+        _, untagged = a.ok("SEARCH RECENT")
+        assert uids_of_search(untagged) == [1, 2, 3]
+        _, untagged = b.ok("SEARCH RECENT")
+        assert uids_of_search(untagged) == []
+        assert os.listdir(os.path.join(box, "new")) == []
+    finally:
+        for x in (c, e, a, b):
+            x.close()
+
+
+def test_folder_deleted_and_created_again_gets_a_larger_uidvalidity(inst):
+    """RFC 3501 2.3.1.1: UIDVALIDITY must change when a name is reused,
+    also within one second; the user's root Maildir remembers the last
+    value handed out (postern-uidvalidity)."""
+    c = login(inst)
+    try:
+        seen = []
+        for i in range(3):
+            c.ok("CREATE Again")
+            uv, uid, _ = append_raw(c, "Again", message(i).replace(b"\n", b"\r\n"))
+            assert uid == 1
+            seen.append(uv)
+            c.ok("DELETE Again")
+        assert seen == sorted(set(seen)), seen
+        root = os.path.join(inst.maildir(inst.demo_user), "postern-uidvalidity")
+        with open(root) as f:
+            assert int(f.read().strip()) >= seen[-1]
+        # Another folder created now starts above all of them.
+        c.ok("CREATE Other")
+        uv, _, _ = append_raw(c, "Other", message(9).replace(b"\n", b"\r\n"))
+        assert uv > seen[-1], (uv, seen)
+    finally:
+        c.close()
+
+
 # ---- UIDPLUS ----
 
 def test_appenduid_and_copyuid_match_what_uid_search_finds(inst):
@@ -319,8 +405,10 @@ def test_move_reports_copyuid_then_expunges(inst):
         # Nothing left behind in tmp/.
         arch = os.path.join(inst.maildir(inst.demo_user), ".Archive")
         assert os.listdir(os.path.join(arch, "tmp")) == []
-        # In new/: \\Recent for the first session that selects Archive.
-        assert len(os.listdir(os.path.join(arch, "new"))) == 2
+        # In cur/ (standard Maildir++), yet \\Recent for the first session
+        # that selects Archive.
+        assert os.listdir(os.path.join(arch, "new")) == []
+        assert len(os.listdir(os.path.join(arch, "cur"))) == 2
         _, untagged = c.ok("SELECT Archive")
         assert b"2 RECENT" in untagged, untagged
     finally:
@@ -462,6 +550,42 @@ def test_store_while_pop3_holds_the_lock_is_inuse_and_loses_nothing(inst):
     finally:
         c.close()
     assert len(inst.maildir_files(inst.demo_user)) == 3
+
+
+def test_select_while_pop3_holds_the_lock_shows_recent_and_claims_later(inst):
+    """A read-write SELECT that cannot take the lock (pop3d holds it for
+    its session) shows the unclaimed messages \\Recent without claiming
+    them; its first command after pop3d lets go claims them."""
+    put_message(inst, message(1))
+    put_message(inst, message(2))
+    pop, pf = pop3_login(inst)
+    c = login(inst)
+    d = login(inst)
+    try:
+        try:
+            _, untagged = c.ok("SELECT INBOX")
+            assert b"2 RECENT" in untagged and exists(untagged) == 2, untagged
+            assert status_recent(d, "INBOX") == 2
+        finally:
+            pop.sendall(b"QUIT\r\n")
+            pf.readline()
+            pop.close()
+        deadline = time.monotonic() + 5
+        while True:
+            c.ok("NOOP")
+            if status_recent(d, "INBOX") == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert status_recent(d, "INBOX") == 0
+        inbox = inst.maildir(inst.demo_user)
+        assert os.listdir(os.path.join(inbox, "new")) == []
+        _, untagged = c.ok("SEARCH RECENT")
+        assert uids_of_search(untagged) == [1, 2]
+        _, untagged = d.ok("SELECT INBOX")
+        assert b"0 RECENT" in untagged, untagged
+    finally:
+        c.close()
+        d.close()
 
 
 # ---- the index cache of ENVELOPE / BODYSTRUCTURE ----

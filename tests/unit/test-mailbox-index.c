@@ -1,7 +1,8 @@
 /* Unit tests for lib/mailbox_index.c: UID assignment and stability,
    renames and vanished files, set_flags/expunge, CRLF sizes, Maildir
    name parsing, corrupt and missing indexes, the mailbox lock, fork;
-   for imapd: add, uid_of_base, modseq, stale, the cache, many handles. */
+   for imapd: add, uid_of_base, modseq, stale, the cache, many handles.
+   \Recent claims and UIDVALIDITY across folders: test-mailbox-index-imap.c. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
