@@ -20,6 +20,10 @@
  *	moves the children along, of a parent of it) are refused with
  *	NO [INUSE]: the session's index is open on that directory.
  *
+ *	A LIST or LSUB reference or pattern that is no valid mailbox name
+ *	(not modified UTF-7) lists nothing and answers OK, where the other
+ *	commands' mailbox arguments get NO from the parser.
+ *
  *	Mailbox names in responses are atoms when they can be, else quoted
  *	strings, else (bytes a quoted string cannot carry, in a folder
  *	another tool made) literals. STATUS items come in a fixed order
@@ -296,9 +300,17 @@ static void cmd_list(struct imapd_session *s, struct imap_command *cmd)
         imapd_tagged(s, cmd->tag, "OK", "List completed");
         return;
     }
+    const char *ref = cmd->u.list.reference, *pattern = cmd->u.list.pattern;
+    if (!imap_mailbox_name_valid(ref, strlen(ref)) ||
+        !imap_mailbox_name_valid(pattern, strlen(pattern))) {
+        /* No folder has such a name (CREATE refuses it): nothing to
+           list, and no error either, as clients probing patterns expect. */
+        imapd_tagged(s, cmd->tag, "OK", "%s completed", lsub ? "Lsub" : "List");
+        return;
+    }
     struct maildir_folder_list list;
     const char *error = NULL;
-    if (maildir_folder_list(s->maildir, cmd->u.list.reference, cmd->u.list.pattern, lsub, &list,
+    if (maildir_folder_list(s->maildir, ref, pattern, lsub, &list,
                             &error) < 0) {
         imapd_tagged(s, cmd->tag, "NO", "%s", error);
         return;

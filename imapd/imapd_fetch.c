@@ -49,17 +49,17 @@
 
 /* Kinds of the index cache (mailbox_index_cache_get/put) for the items
    that cost a parse of the message: their text is kept per UID, so a
-   header FETCH of a large mailbox reads each file once ever. */
-#define CACHE_ENVELOPE 1u
-#define CACHE_BODYSTRUCTURE 2u
-#define CACHE_BODY 3u
-#define CACHED_MAX 3
-
-struct cached_item {
-    struct imap_fetch_att att;   /* the item alone */
+   header FETCH of a large mailbox reads each file once ever. Kept
+   values stay valid: a message's file never changes but for its flags. */
+static const struct {
+    enum imap_fetch_item item;
     unsigned kind;
-    const char *name;            /* as rendered: "ENVELOPE" */
+} cache_kinds[] = {
+    {IMAP_FETCH_ENVELOPE, 1},
+    {IMAP_FETCH_BODYSTRUCTURE, 2},
+    {IMAP_FETCH_BODY, 3},
 };
+#define CACHED_MAX (sizeof(cache_kinds) / sizeof(cache_kinds[0]))
 
 /*
  * FETCH.
@@ -77,13 +77,7 @@ struct fetch_state {
     int expunged;              /* some were gone */
     int failed;                /* some could not be read */
     size_t cache_puts;         /* values put in the index cache */
-    /* With cached items: the command without them (rest), and each of
-       them alone (one), for rendering pieces. */
-    struct cached_item cached[CACHED_MAX];
-    size_t ncached;
-    struct imap_command rest;
-    struct imap_fetch_att *rest_atts;
-    struct imap_command one;
+    unsigned cached;           /* cache_kinds[] the command names, by 1 << index */
 };
 
 static void fetch_state_free(struct fetch_state **st_p)
@@ -93,7 +87,6 @@ static void fetch_state_free(struct fetch_state **st_p)
         return;
     *st_p = NULL;
     free(st->seqs);
-    free(st->rest_atts);
     free(st);
 }
 
@@ -131,127 +124,72 @@ static void mark_seen(struct imapd_session *s, struct fetch_state *st)
     imapd_mbox_unlock(s);
 }
 
-/* Sets up the cached rendering of ENVELOPE, BODYSTRUCTURE and BODY:
-   the pieces are copies of cmd's header with other item lists (the
-   renderer reads nothing else of a command). */
+/* Notes which cached items cmd names. */
 static void cache_setup(const struct imap_command *cmd, struct fetch_state *st)
 {
-    static const struct {
-        enum imap_fetch_item item;
-        unsigned kind;
-        const char *name;
-    } kinds[] = {
-        { IMAP_FETCH_ENVELOPE, CACHE_ENVELOPE, "ENVELOPE" },
-        { IMAP_FETCH_BODYSTRUCTURE, CACHE_BODYSTRUCTURE, "BODYSTRUCTURE" },
-        { IMAP_FETCH_BODY, CACHE_BODY, "BODY" },
-    };
-    size_t count = cmd->u.fetch.count;
-    st->rest = *cmd;
-    st->rest_atts = count ? xreallocarray(NULL, count, sizeof(*st->rest_atts)) : NULL;
-    size_t nrest = 0;
-    for (size_t i = 0; i < count; i++) {
-        const struct imap_fetch_att *att = &cmd->u.fetch.atts[i];
-        size_t k = 0;
-        while (k < sizeof(kinds) / sizeof(kinds[0]) && kinds[k].item != att->item)
-            k++;
-        if (k == sizeof(kinds) / sizeof(kinds[0])) {
-            st->rest_atts[nrest++] = *att;
-            continue;
-        }
-        size_t j = 0;
-        while (j < st->ncached && st->cached[j].kind != kinds[k].kind)
-            j++;
-        if (j == st->ncached && st->ncached < CACHED_MAX) {
-            st->cached[st->ncached++] = (struct cached_item){
-                .att = *att, .kind = kinds[k].kind, .name = kinds[k].name,
-            };
-        }
-    }
-    st->rest.u.fetch.atts = st->rest_atts;
-    st->rest.u.fetch.count = nrest;
-    st->rest.u.fetch.macro = IMAP_FETCH_MACRO_NONE;
-    st->one = st->rest;
-    st->one.u.fetch.count = 1;
+    for (size_t i = 0; i < cmd->u.fetch.count; i++)
+        for (size_t k = 0; k < CACHED_MAX; k++)
+            if (cmd->u.fetch.atts[i].item == cache_kinds[k].item)
+                st->cached |= 1u << k;
 }
 
-/* Appends " NAME value" of one cached item of msg to extra: from the
-   cache, or rendered alone and then cached. Returns 0 or -1 with errno. */
-static int cached_piece(struct imapd_session *s, struct fetch_state *st,
-                        const struct cached_item *ci, const struct imap_msg *msg,
-                        struct imap_msg_content **content_p, struct buf *extra)
+/* Texts imap_msg rendered from the file for one message, put into the
+   index cache once the response is complete (not from inside the
+   renderer: a put may write the index). */
+struct rendered_texts {
+    char *text[CACHED_MAX];
+    size_t len[CACHED_MAX];
+};
+
+static void cache_rendered(void *ctx, enum imap_fetch_item item, const char *text, size_t len)
 {
-    struct mailbox_index *ix = s->mbox->index;
-    char *data = NULL;
-    size_t len = 0;
-    buf_append_char(extra, ' ');
-    buf_append_str(extra, ci->name);
-    buf_append_char(extra, ' ');
-    if (mailbox_index_cache_get(ix, msg->uid, ci->kind, &data, &len) == 1) {
-        buf_append(extra, data, len);
-        free(data);
-        return 0;
+    struct rendered_texts *r = ctx;
+    for (size_t k = 0; k < CACHED_MAX; k++) {
+        if (cache_kinds[k].item != item || len > MAILBOX_INDEX_CACHE_MAX || r->text[k] != NULL)
+            continue;
+        r->text[k] = xstrndup(text, len);
+        r->len[k] = len;
     }
-    struct buf piece;
-    buf_init(&piece, 0);
-    st->one.u.fetch.atts = (struct imap_fetch_att *)&ci->att;
-    if (imap_msg_fetch(&st->one, msg, 0, content_p, &piece, NULL) < 0) {
-        int saved = errno;
-        buf_free(&piece);
-        errno = saved;
-        return -1;
-    }
-    /* "* SEQ FETCH (NAME value)\r\n" */
-    const char *start = strchr(piece.data, '(');
-    size_t name_len = strlen(ci->name);
-    if (start == NULL || piece.len < 3 ||
-        strncmp(start + 1, ci->name, name_len) != 0 || start[1 + name_len] != ' ')
-        msg_panic("imapd: unexpected rendering of %s: %.40s", ci->name, piece.data);
-    const char *value = start + 2 + name_len;
-    size_t value_len = (size_t)(piece.data + piece.len - 3 - value);
-    buf_append(extra, value, value_len);
-    if (value_len <= MAILBOX_INDEX_CACHE_MAX &&
-        mailbox_index_cache_put(ix, msg->uid, ci->kind, value, value_len) == 0)
-        st->cache_puts++;
-    buf_free(&piece);
-    return 0;
 }
 
-/* Renders msg for cmd, the cached items from the index cache. */
+/* Renders msg for cmd, the costly items from the index cache when it
+   has them (and into it when not). */
 static int render_msg(struct imapd_session *s, const struct imap_command *cmd,
-                      struct fetch_state *st, const struct imap_msg *msg, unsigned options,
+                      struct fetch_state *st, struct imap_msg *msg, unsigned options,
                       uint64_t *bytes_r)
 {
+    struct mailbox_index *ix = s->mbox->index;
     struct imap_msg_content *content = NULL;
-    struct buf *out = imapd_out(s);
-    int r;
-    if (st->ncached == 0) {
-        r = imap_msg_fetch(cmd, msg, options, &content, out, bytes_r);
-    } else {
-        struct buf extra;
-        buf_init(&extra, 0);
-        r = 0;
-        for (size_t i = 0; i < st->ncached && r == 0; i++)
-            r = cached_piece(s, st, &st->cached[i], msg, &content, &extra);
-        size_t start = out->len;
-        if (r == 0)
-            r = imap_msg_fetch(&st->rest, msg, options, &content, out, bytes_r);
-        if (r == 0) {
-            /* Before the final ")\r\n"; no space after an empty "(". */
-            buf_truncate(out, out->len - 3);
-            const char *add = extra.data;
-            size_t add_len = extra.len;
-            if (out->len > start && out->data[out->len - 1] == '(') {
-                add++;
-                add_len--;
-            }
-            buf_append(out, add, add_len);
-            buf_append_str(out, ")\r\n");
+    struct imap_msg_cache cache;
+    struct rendered_texts rendered;
+    char *kept[CACHED_MAX] = {NULL};
+    memset(&rendered, 0, sizeof(rendered));
+    if (st->cached != 0) {
+        memset(&cache, 0, sizeof(cache));
+        for (size_t k = 0; k < CACHED_MAX; k++) {
+            size_t len = 0;
+            if (!(st->cached & (1u << k)) ||
+                mailbox_index_cache_get(ix, msg->uid, cache_kinds[k].kind, &kept[k], &len) != 1 ||
+                kept[k] == NULL)
+                continue;
+            cache.text[cache_kinds[k].item] = kept[k];
+            cache.len[cache_kinds[k].item] = len;
         }
-        int saved = errno;
-        buf_free(&extra);
-        errno = saved;
+        cache.rendered = cache_rendered;
+        cache.rendered_ctx = &rendered;
+        msg->cache = &cache;
     }
+    int r = imap_msg_fetch(cmd, msg, options, &content, imapd_out(s), bytes_r);
     int saved = errno;
+    msg->cache = NULL;
+    for (size_t k = 0; k < CACHED_MAX; k++) {
+        if (r == 0 && rendered.text[k] != NULL &&
+            mailbox_index_cache_put(ix, msg->uid, cache_kinds[k].kind, rendered.text[k],
+                                    rendered.len[k]) == 0)
+            st->cache_puts++;
+        free(rendered.text[k]);
+        free(kept[k]);
+    }
     imap_msg_content_free(&content);
     errno = saved;
     return r;

@@ -28,7 +28,11 @@
  *	(bare LF on disk is sent as CRLF) and never NUL (sent as 0x80).
  *	When a non-PEEK BODY[...] / RFC822 / RFC822.TEXT is fetched, the
  *	caller sets \Seen before rendering and asks for FLAGS in the reply
- *	(RFC 3501 6.4.5: the flag change is reported).
+ *	(RFC 3501 6.4.5: the flag change is reported). A caller that keeps
+ *	ENVELOPE / BODY / BODYSTRUCTURE texts (struct imap_msg_cache) hands
+ *	them in with the message and is told of the ones rendered; they
+ *	still appear in the client's order, and the file is not opened when
+ *	nothing else needs it.
  *
  *	SEARCH (imap_search_*): a parsed key tree is compiled once per
  *	command (sequence sets resolved against the view), then matched
@@ -69,6 +73,24 @@
 /* Opens the message file read-only, returns an fd or -1 with errno. */
 typedef int imap_msg_open_fn(void *ctx, uint32_t uid);
 
+/* Texts of the items that cost a parse of the message, kept by the
+   caller between commands (imapd keeps them in the mailbox index). */
+struct imap_msg_cache {
+    /* By item: the value of ENVELOPE, BODY or BODYSTRUCTURE as it
+       follows the item's name in a response ("(\"Thu, ...\" ...)"),
+       len[item] bytes; NULL: render it from the file. Other items'
+       entries are not read. The file is not opened when every item
+       that would need it has a text here. */
+    const char *text[IMAP_FETCH_ITEM_COUNT];
+    size_t len[IMAP_FETCH_ITEM_COUNT];
+    /* When not NULL, called once for each ENVELOPE / BODY /
+       BODYSTRUCTURE value imap_msg_fetch rendered from the file (not
+       for those given in text[]) and wrote whole into out, so the
+       caller can keep it; text is valid during the call only. */
+    void (*rendered)(void *ctx, enum imap_fetch_item item, const char *text, size_t len);
+    void *rendered_ctx;
+};
+
 struct imap_msg {
     uint32_t seq;
     uint32_t uid;
@@ -79,6 +101,7 @@ struct imap_msg {
     uint64_t modseq;
     imap_msg_open_fn *open;
     void *open_ctx;
+    const struct imap_msg_cache *cache;   /* NULL: no cached texts, no callback */
 };
 
 /* "(\Answered \Seen)" (with \Recent when recent) appended to out. */
@@ -97,20 +120,25 @@ void imap_msg_date_format(int64_t t, struct buf *out);
 struct imap_msg_content;
 void imap_msg_content_free(struct imap_msg_content **content_p);
 
-/* Options for imap_msg_fetch. */
+/* Options for imap_msg_fetch. Each adds its item to the reply unless
+   the client named it: then it is sent once, where the client put it
+   (UID first, FLAGS and MODSEQ last, when not named). */
 #define IMAP_MSG_FETCH_UID 0x01u       /* UID FETCH: UID is always in the reply */
 #define IMAP_MSG_FETCH_MODSEQ 0x02u    /* CONDSTORE enabled: MODSEQ in the reply */
 #define IMAP_MSG_FETCH_FLAGS 0x04u     /* add FLAGS (the caller set \Seen) */
 
 /* 1 when the FETCH sets \Seen (a non-PEEK BODY[...], RFC822, RFC822.TEXT). */
 int imap_msg_fetch_sets_seen(const struct imap_command *fetch);
-/* 1 when it needs the message's bytes at all (else no file is opened). */
+/* 1 when it needs the message's bytes at all (else no file is opened),
+   cached texts (struct imap_msg_cache) left aside. */
 int imap_msg_fetch_needs_content(const struct imap_command *fetch);
 
 /* Appends the FETCH response of msg for cmd (IMAP_CMD_FETCH) to out.
    *content_p caches the loaded message between calls for the same
    message (pass a pointer to NULL for a new message; free it with
-   imap_msg_content_free when moving on). Returns 0, or -1 with errno
+   imap_msg_content_free when moving on). ENVELOPE, BODY and
+   BODYSTRUCTURE come from msg->cache when it has their text (see
+   struct imap_msg_cache). Returns 0, or -1 with errno
    (out unchanged). *bytes_r (may be NULL) gets the literal bytes
    rendered, for the log. */
 int imap_msg_fetch(const struct imap_command *cmd, const struct imap_msg *msg,

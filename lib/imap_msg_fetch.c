@@ -22,7 +22,9 @@
  *
  *	The message is loaded only when an item needs it, its header alone
  *	when the items are ENVELOPE, RFC822.HEADER and BODY[HEADER...] of
- *	the message itself.
+ *	the message itself. ENVELOPE, BODY and BODYSTRUCTURE texts the
+ *	caller kept (msg->cache) are written in the item's place and need
+ *	no load; the ones rendered are handed to the caller's callback.
  * LIMITS
  *	A section's partial window is found by one scan of the section's
  *	bytes; HEADER.FIELDS is built in memory (at most the header's size
@@ -74,11 +76,28 @@ static enum imap_msg_need att_need(const struct imap_fetch_att *att)
     return IMAP_MSG_NEED_WHOLE;
 }
 
-static enum imap_msg_need fetch_need(const struct imap_command *cmd)
+/* Only the parsed structure items can be cached: their text does not
+   depend on the command. */
+static int cacheable(enum imap_fetch_item item)
+{
+    return item == IMAP_FETCH_ENVELOPE || item == IMAP_FETCH_BODY ||
+           item == IMAP_FETCH_BODYSTRUCTURE;
+}
+
+static const char *cached_text(const struct imap_msg_cache *cache, enum imap_fetch_item item)
+{
+    return cache != NULL && cacheable(item) ? cache->text[item] : NULL;
+}
+
+static enum imap_msg_need fetch_need(const struct imap_command *cmd,
+                                     const struct imap_msg_cache *cache)
 {
     enum imap_msg_need need = IMAP_MSG_NEED_NONE;
     for (size_t i = 0; i < cmd->u.fetch.count; i++) {
-        enum imap_msg_need n = att_need(&cmd->u.fetch.atts[i]);
+        const struct imap_fetch_att *att = &cmd->u.fetch.atts[i];
+        if (cached_text(cache, att->item) != NULL)
+            continue;
+        enum imap_msg_need n = att_need(att);
         if (n > need)
             need = n;
     }
@@ -95,7 +114,7 @@ int imap_msg_fetch_sets_seen(const struct imap_command *fetch)
 
 int imap_msg_fetch_needs_content(const struct imap_command *fetch)
 {
-    return fetch_need(fetch) != IMAP_MSG_NEED_NONE;
+    return fetch_need(fetch, NULL) != IMAP_MSG_NEED_NONE;
 }
 
 struct render {
@@ -300,6 +319,32 @@ static void render_root_range(struct render *r, const char *name, enum mime_sect
     range_literal(r, &range, NULL);
 }
 
+/* ENVELOPE, BODY or BODYSTRUCTURE: the caller's text, or rendered and
+   handed to the caller's callback. */
+static void render_structure(struct render *r, enum imap_fetch_item item)
+{
+    const struct imap_msg_cache *cache = r->msg->cache;
+    const char *name = item == IMAP_FETCH_ENVELOPE ? "ENVELOPE "
+                       : item == IMAP_FETCH_BODY   ? "BODY "
+                                                   : "BODYSTRUCTURE ";
+    item_start(r, name);
+    const char *text = cached_text(cache, item);
+    if (text != NULL) {
+        chk(r, buf_append(r->out, text, cache->len[item]));
+        return;
+    }
+    const struct mime_message *mime = r->content->mime;
+    size_t start = r->out->len;
+    if (item == IMAP_FETCH_ENVELOPE)
+        chk(r, mime_imap_envelope(mime, mime->root, r->out));
+    else
+        chk(r, mime_imap_bodystructure(mime, mime->root, item == IMAP_FETCH_BODYSTRUCTURE,
+                                       r->out));
+    /* After a failure out may hold a piece only. */
+    if (!r->failed && cache != NULL && cache->rendered != NULL)
+        cache->rendered(cache->rendered_ctx, item, r->out->data + start, r->out->len - start);
+}
+
 static void render_item(struct render *r, const struct imap_fetch_att *att)
 {
     const struct imap_msg *msg = r->msg;
@@ -307,6 +352,8 @@ static void render_item(struct render *r, const struct imap_fetch_att *att)
     if (att->item != IMAP_FETCH_SECTION) {
         if ((unsigned)att->item >= IMAP_FETCH_ITEM_COUNT)
             msg_panic("imap_msg: fetch item %d", (int)att->item);
+        /* Also sends an item the options add (UID, FLAGS, MODSEQ) once
+           when the client named it too. */
         if (r->done & (1u << att->item))
             return;
         r->done |= 1u << att->item;
@@ -341,14 +388,9 @@ static void render_item(struct render *r, const struct imap_fetch_att *att)
         chk(r, buf_printf(r->out, " (%" PRIu64 ")", msg->modseq));
         break;
     case IMAP_FETCH_ENVELOPE:
-        item_start(r, "ENVELOPE ");
-        chk(r, mime_imap_envelope(r->content->mime, r->content->mime->root, r->out));
-        break;
     case IMAP_FETCH_BODY:
     case IMAP_FETCH_BODYSTRUCTURE:
-        item_start(r, att->item == IMAP_FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
-        chk(r, mime_imap_bodystructure(r->content->mime, r->content->mime->root,
-                                       att->item == IMAP_FETCH_BODYSTRUCTURE, r->out));
+        render_structure(r, att->item);
         break;
     case IMAP_FETCH_RFC822:
         render_root_range(r, "RFC822", MIME_SECTION_BODY);
@@ -381,7 +423,7 @@ int imap_msg_fetch(const struct imap_command *cmd, const struct imap_msg *msg,
 {
     if (cmd->cmd != IMAP_CMD_FETCH)
         msg_panic("imap_msg_fetch: %s command", imap_cmd_name(cmd->cmd));
-    enum imap_msg_need need = fetch_need(cmd);
+    enum imap_msg_need need = fetch_need(cmd, msg->cache);
     if (imap_msg_content_load(msg, need, content_p) < 0)
         return -1;
     struct render r = {.out = out, .msg = msg, .content = need ? *content_p : NULL};

@@ -55,6 +55,14 @@ void imap_msg_fold_append(struct buf *out, const char *s, size_t len);
    exists. field NULL searches every field as "Name: value" (TEXT). */
 int imap_msg_header_contains(const char *data, size_t offset, size_t size, const char *field,
                              const char *needle, size_t nlen);
+/* 1 when an address of a field called field (From, To, Cc, Bcc) of the
+   header data[offset..offset+size) holds needle (folded, nlen bytes):
+   each address parsed as for ENVELOPE (mime_address_walk) and matched
+   as "name <mailbox@host>", the name RFC 2047-decoded, folded; a
+   group matches by its name. An empty needle matches when such a
+   field has an address or group. */
+int imap_msg_address_contains(const char *data, size_t offset, size_t size, const char *field,
+                              const char *needle, size_t nlen);
 /* 1 when the decoded text of any leaf part of mime (the headers of
    encapsulated messages included) holds needle; an empty needle always
    matches. */

@@ -15,7 +15,9 @@
  *	Flags: KEYWORD never matches and UNKEYWORD always does, since
  *	keywords are not kept. NEW is RECENT UNSEEN, OLD is NOT RECENT.
  *	LARGER/SMALLER compare RFC822.SIZE. MODSEQ n matches mod-sequences
- *	>= n (RFC 7162 3.1.5). Text keys: see imap_msg_text.c; TEXT is
+ *	>= n (RFC 7162 3.1.5). Text keys: see imap_msg_text.c; FROM, TO,
+ *	CC and BCC match the field's decoded text or one of its parsed
+ *	addresses (RFC 3501 defines them on the envelope); TEXT is
  *	every header field and every body part, BODY the body parts only.
  *	An empty string matches every message for BODY and TEXT, and those
  *	having the field for the header keys.
@@ -282,6 +284,20 @@ static int header_has(struct match_ctx *m, const struct snode *n, const char *fi
                                     field, n->needle.data, n->needle.len);
 }
 
+/* FROM, TO, CC, BCC: the raw field decoded, or one of its addresses
+   as parsed for ENVELOPE (comments and blanks inside removed). */
+static int address_has(struct match_ctx *m, const struct snode *n)
+{
+    if (header_has(m, n, n->field))
+        return 1;
+    const struct imap_msg_content *c = content(m);
+    if (c == NULL)
+        return 0;
+    const struct mime_part *root = c->mime->root;
+    return imap_msg_address_contains(c->mime->data, root->header_offset, root->header_size,
+                                     n->field, n->needle.data, n->needle.len);
+}
+
 static int match_node(struct match_ctx *m, const struct snode *n)
 {
     const struct imap_msg *msg = m->msg;
@@ -335,8 +351,9 @@ static int match_node(struct match_ctx *m, const struct snode *n)
     case IMAP_SEARCH_BCC:
     case IMAP_SEARCH_CC:
     case IMAP_SEARCH_FROM:
-    case IMAP_SEARCH_SUBJECT:
     case IMAP_SEARCH_TO:
+        return address_has(m, n);
+    case IMAP_SEARCH_SUBJECT:
     case IMAP_SEARCH_HEADER:
         return header_has(m, n, n->field);
     case IMAP_SEARCH_BODY:

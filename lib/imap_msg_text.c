@@ -11,7 +11,11 @@
  *	in pieces to a substring matcher that keeps only the last
  *	needle-length bytes between pieces, so no part is ever held
  *	decoded in memory. A match never spans two header fields or two
- *	body parts.
+ *	body parts. Address fields (SEARCH FROM, TO, CC, BCC) are also
+ *	matched address by address as lib/mime parses them for ENVELOPE,
+ *	each as "name <mailbox@host>" with the name decoded and comments
+ *	and blanks inside the address gone (RFC 3501 defines these keys on
+ *	the envelope's address structure).
  * LIMITS
  *	Pieces of 4 KiB; the matcher's window is at most the needle plus
  *	about 20 KiB. Header values are unfolded into a buffer one field at
@@ -364,6 +368,61 @@ int imap_msg_header_contains(const char *data, size_t offset, size_t size, const
     int found = header_feed(data, offset, size, field, &m);
     matcher_free(&m);
     return found;
+}
+
+/* ---- addresses (SEARCH FROM, TO, CC, BCC) ---- */
+
+struct address_match {
+    const char *needle;
+    size_t nlen;
+    struct buf text, folded;
+    int found;
+};
+
+/* Matches one parsed address as "name <mailbox@host>" (the name
+   decoded), so that comments, quotes and blanks inside the address do
+   not hide it. */
+static void address_check(void *ctx, const struct mime_address *a)
+{
+    struct address_match *am = ctx;
+    if (am->found || a->kind == MIME_ADDRESS_GROUP_END)
+        return;
+    buf_reset(&am->text);
+    if (a->name != NULL)
+        imap_msg_decode_header(&am->text, a->name, a->name_len);
+    if (a->kind == MIME_ADDRESS_MAILBOX) {
+        int named = am->text.len > 0;
+        if (named)
+            buf_append_str(&am->text, " <");
+        buf_append(&am->text, a->mailbox, a->mailbox_len);
+        if (a->host_len > 0) {
+            buf_append_char(&am->text, '@');
+            buf_append(&am->text, a->host, a->host_len);
+        }
+        if (named)
+            buf_append_char(&am->text, '>');
+    }
+    buf_reset(&am->folded);
+    imap_msg_fold_append(&am->folded, am->text.data ? am->text.data : "", am->text.len);
+    am->found = am->nlen == 0 ||
+                (am->folded.len >= am->nlen &&
+                 memmem(am->folded.data, am->folded.len, am->needle, am->nlen) != NULL);
+}
+
+int imap_msg_address_contains(const char *data, size_t offset, size_t size, const char *field,
+                              const char *needle, size_t nlen)
+{
+    struct address_match am = {.needle = needle, .nlen = nlen};
+    buf_init(&am.text, 0);
+    buf_init(&am.folded, 0);
+    size_t pos = offset;
+    struct mime_field f;
+    while (!am.found && mime_header_next(data, offset + size, &pos, &f))
+        if (field_is(data, &f, field))
+            mime_address_walk(data + f.value_offset, f.value_len, address_check, &am);
+    buf_free(&am.text);
+    buf_free(&am.folded);
+    return am.found;
 }
 
 static void leaf_feed(const struct mime_message *mime, const struct mime_part *part,

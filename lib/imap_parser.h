@@ -341,6 +341,9 @@ struct imap_command {
             char *from;
             char *to;
         } rename;
+        /* Not checked for modified UTF-7 ("inbox" as the reference is
+           still INBOX): a pattern that is no valid name matches nothing,
+           so the caller lists nothing (imap_mailbox_name_valid()). */
         struct {
             char *reference;
             char *pattern;   /* may hold * and % */
@@ -473,6 +476,11 @@ void imap_parser_reject_literal(struct imap_parser *parser);
    bug: msg_panic). */
 enum imap_parse_status imap_parser_next_line(struct imap_parser *parser, struct buf *in,
                                              size_t max, struct imap_parse_result *res_r);
+
+/* 1 when s[0..len) may be a mailbox name: 7-bit printable and valid
+   modified UTF-7 (RFC 3501 5.1.3); "*" and "%" count as printable. The
+   parser applies it to every mailbox argument but LIST/LSUB's. */
+int imap_mailbox_name_valid(const char *s, size_t len);
 
 /* 1 when a line read while idling is "DONE" (any case), which ends IDLE. */
 int imap_line_is_done(const char *line, size_t len);

@@ -262,7 +262,7 @@ static int parse_rename(struct imap_gram *g)
 static int parse_list(struct imap_gram *g)
 {
     struct imap_command *cmd = g->cmd;
-    if (imap_gram_sp(g) < 0 || imap_gram_mailbox(g, &cmd->u.list.reference) < 0 ||
+    if (imap_gram_sp(g) < 0 || imap_gram_list_reference(g, &cmd->u.list.reference) < 0 ||
         imap_gram_sp(g) < 0 || imap_gram_list_mailbox(g, &cmd->u.list.pattern) < 0)
         return -1;
     return 0;

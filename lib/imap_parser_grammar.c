@@ -512,24 +512,42 @@ static int check_mailbox(struct imap_gram *g, const char *s, size_t len)
     return 0;
 }
 
+/* An astring with INBOX in any case made INBOX; *inbox_r tells. */
+static int gram_mailbox_text(struct imap_gram *g, char **mailbox_r, size_t *len_r,
+                             int *inbox_r)
+{
+    if (imap_gram_astring(g, mailbox_r, len_r) < 0)
+        return -1;
+    *inbox_r = *len_r == 5 && strcasecmp(*mailbox_r, "INBOX") == 0;
+    if (*inbox_r)
+        memcpy(*mailbox_r, "INBOX", 5);
+    return 0;
+}
+
 int imap_gram_mailbox(struct imap_gram *g, char **mailbox_r)
 {
     size_t len;
-    if (imap_gram_astring(g, mailbox_r, &len) < 0)
+    int inbox;
+    if (gram_mailbox_text(g, mailbox_r, &len, &inbox) < 0)
         return -1;
-    if (len == 5 && strcasecmp(*mailbox_r, "INBOX") == 0) {
-        memcpy(*mailbox_r, "INBOX", 5);
-        return 0;
-    }
-    return check_mailbox(g, *mailbox_r, len);
+    return inbox ? 0 : check_mailbox(g, *mailbox_r, len);
+}
+
+/* LIST and LSUB only look names up: one that is not valid modified
+   UTF-7 just matches nothing (RFC 3501 gives no error for it, and
+   clients probing with odd patterns expect an empty OK). */
+int imap_gram_list_reference(struct imap_gram *g, char **reference_r)
+{
+    size_t len;
+    int inbox;
+    return gram_mailbox_text(g, reference_r, &len, &inbox);
 }
 
 int imap_gram_list_mailbox(struct imap_gram *g, char **pattern_r)
 {
-    size_t len;
     int c = imap_gram_peek(g);
     if (c == '"' || c == '{') {
-        if (imap_gram_string(g, IMAP_LITCTX_STRING, pattern_r, &len) < 0)
+        if (imap_gram_string(g, IMAP_LITCTX_STRING, pattern_r, NULL) < 0)
             return -1;
     } else {
         size_t start = g->pos;
@@ -541,10 +559,9 @@ int imap_gram_list_mailbox(struct imap_gram *g, char **pattern_r)
         }
         if (g->pos == start)
             return imap_gram_error(g, c < 0 ? "Missing arguments" : "Invalid mailbox pattern");
-        len = g->pos - start;
-        *pattern_r = imap_arena_strndup(g->arena, g->buf + start, len);
+        *pattern_r = imap_arena_strndup(g->arena, g->buf + start, g->pos - start);
     }
-    return check_mailbox(g, *pattern_r, len);
+    return 0;
 }
 
 /* Flags ------------------------------------------------------------- */

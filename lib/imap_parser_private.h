@@ -94,13 +94,13 @@ int imap_gram_string(struct imap_gram *g, enum imap_literal_ctx ctx, char **s_r,
 int imap_gram_astring(struct imap_gram *g, char **s_r, size_t *len_r);
 int imap_gram_nstring(struct imap_gram *g, char **s_r, size_t *len_r);
 int imap_gram_mailbox(struct imap_gram *g, char **mailbox_r);
+/* LIST/LSUB reference and pattern: not checked for modified UTF-7. */
+int imap_gram_list_reference(struct imap_gram *g, char **reference_r);
 int imap_gram_list_mailbox(struct imap_gram *g, char **pattern_r);
 int imap_gram_flag(struct imap_gram *g, char **flag_r);
 int imap_gram_flag_list(struct imap_gram *g, char ***flags_r, size_t *count_r);
 int imap_gram_date(struct imap_gram *g, struct imap_date *date_r);
 int imap_gram_datetime(struct imap_gram *g, struct imap_datetime *dt_r);
-/* 1 when s is valid in a mailbox name (7-bit printable, modified UTF-7). */
-int imap_mailbox_name_valid(const char *s, size_t len);
 
 /* Larger pieces, each in its own file. */
 int imap_gram_seqset(struct imap_gram *g, struct imap_seqset *set_r);

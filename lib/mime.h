@@ -266,6 +266,28 @@ int mime_imap_bodystructure(const struct mime_message *msg, const struct mime_pa
    (name adl mailbox host), NIL for no addresses; groups as
    (NIL NIL "name" NIL) ... (NIL NIL NIL NIL). value is raw (folded). */
 int mime_imap_address_list(struct buf *out, const char *value, size_t len);
+/* One element of an address list, as mime_address_walk() finds it
+   (the parse the ENVELOPE writer uses). Texts are raw (RFC 2047 words
+   not decoded), unquoted, without comments or blanks around the '@'
+   and dots of the address; they point into the walker's storage and
+   are valid during the call only. */
+enum mime_address_kind {
+    MIME_ADDRESS_MAILBOX,       /* name (NULL: none), adl, mailbox, host */
+    MIME_ADDRESS_GROUP_START,   /* name: the group's display name */
+    MIME_ADDRESS_GROUP_END,     /* no texts */
+};
+struct mime_address {
+    enum mime_address_kind kind;
+    const char *name;           /* display name, or a comment naming the address */
+    size_t name_len;
+    const char *adl, *mailbox, *host;   /* "" when absent (never NULL for MAILBOX) */
+    size_t adl_len, mailbox_len, host_len;
+};
+typedef void mime_address_fn(void *ctx, const struct mime_address *addr);
+/* Calls fn for each element of the address list value (raw, folded),
+   in order: at most 1000 elements (more are dropped; an open group's
+   end is still reported). Returns the number of calls. */
+size_t mime_address_walk(const char *value, size_t len, mime_address_fn *fn, void *ctx);
 /* IMAP string per the rule in DESCRIPTION; nstring writes NIL for NULL. */
 int mime_imap_string(struct buf *out, const char *s, size_t len);
 int mime_imap_nstring(struct buf *out, const char *s);

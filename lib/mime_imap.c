@@ -14,7 +14,9 @@
  *	part or domain is written as "MISSING_MAILBOX" / "MISSING_DOMAIN"
  *	(as Dovecot does), because a NIL host would mean a group marker.
  *	Unbalanced quotes, comments and angle brackets end at the end of
- *	the field.
+ *	the field. mime_address_walk() hands the parsed elements to a
+ *	callback; the ENVELOPE writer is one such callback, SEARCH FROM/TO
+ *	(lib/imap_msg) another.
  * LIMITS
  *	MIME_IMAP_MAX_ADDRESSES (1000) addresses per field; more are dropped
  *	(the group end marker of an open group is still written).
@@ -181,31 +183,6 @@ struct address {
     int has_name;
 };
 
-static void put_address(struct out *o, const struct address *a)
-{
-    put(o, "(");
-    if (a->has_name && a->name.len > 0)
-        put_string(o, a->name.data, a->name.len);
-    else
-        put(o, "NIL");
-    put(o, " ");
-    if (a->adl.len > 0)
-        put_string(o, a->adl.data, a->adl.len);
-    else
-        put(o, "NIL");
-    put(o, " ");
-    if (a->mailbox.len > 0)
-        put_string(o, a->mailbox.data, a->mailbox.len);
-    else
-        put(o, "\"MISSING_MAILBOX\"");
-    put(o, " ");
-    if (a->host.len > 0)
-        put_string(o, a->host.data, a->host.len);
-    else
-        put(o, "\"MISSING_DOMAIN\"");
-    put(o, ")");
-}
-
 /* angle-addr after '<': [route ":"] addr-spec ">" */
 static void alex_angle(struct alex *l, struct address *a)
 {
@@ -257,7 +234,27 @@ static void address_reset(struct address *a)
     a->has_name = 0;
 }
 
-static void write_address_list(struct out *o, const char *value, size_t len)
+/* Hands one element to the caller's function. */
+static void report(mime_address_fn *fn, void *ctx, enum mime_address_kind kind,
+                   const struct address *a)
+{
+    struct mime_address out = {.kind = kind};
+    if (a != NULL) {
+        if (kind == MIME_ADDRESS_GROUP_START || (a->has_name && a->name.len > 0)) {
+            out.name = a->name.data ? a->name.data : "";
+            out.name_len = a->name.len;
+        }
+        out.adl = a->adl.data ? a->adl.data : "";
+        out.adl_len = a->adl.len;
+        out.mailbox = a->mailbox.data ? a->mailbox.data : "";
+        out.mailbox_len = a->mailbox.len;
+        out.host = a->host.data ? a->host.data : "";
+        out.host_len = a->host.len;
+    }
+    fn(ctx, &out);
+}
+
+size_t mime_address_walk(const char *value, size_t len, mime_address_fn *fn, void *ctx)
 {
     struct buf text;
     buf_init(&text, 0);
@@ -288,7 +285,8 @@ static void write_address_list(struct out *o, const char *value, size_t len)
         if (c == ';') {
             l.p++;
             if (in_group && count < MIME_IMAP_MAX_ADDRESSES) {
-                put(o, count++ ? "(NIL NIL NIL NIL)" : "((NIL NIL NIL NIL)");
+                report(fn, ctx, MIME_ADDRESS_GROUP_END, NULL);
+                count++;
             }
             in_group = 0;
             continue;
@@ -312,9 +310,9 @@ static void write_address_list(struct out *o, const char *value, size_t len)
             l.p++;
             in_group = 1;
             if (count < MIME_IMAP_MAX_ADDRESSES) {
-                put(o, count++ ? "(NIL NIL " : "((NIL NIL ");
-                put_string(o, a.name.data, a.name.len);
-                put(o, " NIL)");
+                buf_reset(&a.mailbox);
+                report(fn, ctx, MIME_ADDRESS_GROUP_START, &a);
+                count++;
             }
             continue;
         }
@@ -341,13 +339,15 @@ static void write_address_list(struct out *o, const char *value, size_t len)
             a.has_name = 1;
         }
         if (count < MIME_IMAP_MAX_ADDRESSES) {
-            put(o, count++ ? "" : "(");
-            put_address(o, &a);
+            report(fn, ctx, MIME_ADDRESS_MAILBOX, &a);
+            count++;
         }
     }
-    if (in_group && count < MIME_IMAP_MAX_ADDRESSES + 1)
-        put(o, count++ ? "(NIL NIL NIL NIL)" : "((NIL NIL NIL NIL)");
-    put(o, count ? ")" : "NIL");
+    /* An open group is closed even past the limit: its start was written. */
+    if (in_group && count < MIME_IMAP_MAX_ADDRESSES + 1) {
+        report(fn, ctx, MIME_ADDRESS_GROUP_END, NULL);
+        count++;
+    }
     buf_free(&word);
     buf_free(&a.name);
     buf_free(&a.adl);
@@ -355,6 +355,56 @@ static void write_address_list(struct out *o, const char *value, size_t len)
     buf_free(&a.host);
     buf_free(&l.comment);
     buf_free(&text);
+    return count;
+}
+
+struct list_writer {
+    struct out *o;
+    size_t count;
+};
+
+static void put_or(struct out *o, const char *s, size_t len, const char *empty)
+{
+    if (len > 0)
+        put_string(o, s, len);
+    else
+        put(o, empty);
+}
+
+static void write_element(void *ctx, const struct mime_address *a)
+{
+    struct list_writer *w = ctx;
+    struct out *o = w->o;
+    put(o, w->count++ ? "" : "(");
+    switch (a->kind) {
+    case MIME_ADDRESS_GROUP_START:
+        put(o, "(NIL NIL ");
+        put_string(o, a->name, a->name_len);
+        put(o, " NIL)");
+        break;
+    case MIME_ADDRESS_GROUP_END:
+        put(o, "(NIL NIL NIL NIL)");
+        break;
+    case MIME_ADDRESS_MAILBOX:
+        put(o, "(");
+        put_or(o, a->name, a->name != NULL ? a->name_len : 0, "NIL");
+        put(o, " ");
+        put_or(o, a->adl, a->adl_len, "NIL");
+        put(o, " ");
+        /* NIL would make a group marker of it */
+        put_or(o, a->mailbox, a->mailbox_len, "\"MISSING_MAILBOX\"");
+        put(o, " ");
+        put_or(o, a->host, a->host_len, "\"MISSING_DOMAIN\"");
+        put(o, ")");
+        break;
+    }
+}
+
+static void write_address_list(struct out *o, const char *value, size_t len)
+{
+    struct list_writer w = {o, 0};
+    mime_address_walk(value, len, write_element, &w);
+    put(o, w.count ? ")" : "NIL");
 }
 
 int mime_imap_address_list(struct buf *out, const char *value, size_t len)

@@ -1,4 +1,5 @@
-"""Shared helpers for the IMAP tests (test_imap.py, test_imap_clients.py).
+"""Shared helpers for the IMAP tests (test_imap.py, test_imap_fetch_search.py,
+test_imap_clients.py).
 
 Client: a raw IMAP4rev1 client over a socket (optionally TLS) that keeps
 every untagged response in order with its literals, so tests can assert
@@ -12,6 +13,8 @@ Messages are compared with what the Maildir holds: the server sends CRLF
 line ends (local stores LF), so crlf() of the file is what BODY[] must be.
 """
 
+import base64
+import imaplib
 import os
 import re
 import socket
@@ -389,3 +392,147 @@ def wait_for(cond, timeout=10, interval=0.05, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for %s" % what)
         time.sleep(interval)
+
+
+# ---- logins and messages shared by test_imap*.py ----------------------------
+
+def imaplib_login(inst, user=None, password=None):
+    m = imaplib.IMAP4("127.0.0.1", inst.ports["imap"], timeout=10)
+    m.login(user or inst.demo_user, password or inst.passwords.get(user) or inst.demo_password)
+    return m
+
+
+def simple_message(mid, subject="hello", body="Hello IMAP.\r\n", sender="ann@remote.test",
+                   to="demo@example.test", extra="", date="Wed, 25 Nov 2026 10:11:12 +0000"):
+    return ("From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s>\r\n%s\r\n%s"
+            % (sender, to, subject, date, mid, extra, body)).encode()
+
+
+def multipart(boundary, parts, preamble=b"This is a multi-part message in MIME format.\r\n"):
+    """parts: [(header bytes incl. final CRLF, body bytes)]. The CRLF
+    before each delimiter belongs to the delimiter (RFC 2046), so a
+    part's body is exactly the given bytes."""
+    out = preamble
+    for header, body in parts:
+        out += b"--" + boundary + b"\r\n" + header + b"\r\n" + body + b"\r\n"
+    return out + b"--" + boundary + b"--\r\n"
+
+
+QP_TEXT = (b"Gr=C3=BC=C3=9Fe aus K=C3=B6ln, the magic word is super=\r\n"
+           b"califragilistic and that is all.\r\n"
+           b"Second line =3D equals.\r\n")
+HTML = b"<html><body><p>hidden base64secretword inside</p></body></html>\r\n"
+HTML_B64 = base64.encodebytes(HTML).replace(b"\n", b"\r\n")
+PDF_B64 = base64.encodebytes(bytes(range(256)) * 3).replace(b"\n", b"\r\n")
+BIN_B64 = base64.encodebytes(b"\x00\x01binary attachment\xff" * 10).replace(b"\n", b"\r\n")
+
+
+class Complex:
+    """A nested MIME message whose section bytes are known by
+    construction:
+        multipart/mixed
+          1   multipart/alternative
+          1.1   text/plain utf-8 quoted-printable
+          1.2   text/html utf-8 base64
+          2   message/rfc822 (ISO-8859-1 encoded-word subject)
+          2.1   text/plain
+          2.2   application/octet-stream, RFC 2231 continued filename
+          3   application/pdf base64, RFC 2231 charset-encoded filename
+    """
+
+    def __init__(self, mid="complex.1@remote.test"):
+        self.mid = mid
+        self.p11_hdr = (b"Content-Type: text/plain; charset=utf-8\r\n"
+                        b"Content-Transfer-Encoding: quoted-printable\r\n")
+        self.p11 = QP_TEXT
+        self.p12_hdr = (b"Content-Type: text/html; charset=utf-8\r\n"
+                        b"Content-Transfer-Encoding: base64\r\n")
+        self.p12 = HTML_B64
+        self.p1_hdr = b'Content-Type: multipart/alternative; boundary="alt-b"\r\n'
+        self.p1 = multipart(b"alt-b", [(self.p11_hdr, self.p11), (self.p12_hdr, self.p12)])
+        self.p21_hdr = b"Content-Type: text/plain; charset=us-ascii\r\n"
+        self.p21 = b"Inner text of the forwarded message.\r\nSecond inner line.\r\n"
+        self.p22_hdr = (b"Content-Type: application/octet-stream\r\n"
+                        b"Content-Transfer-Encoding: base64\r\n"
+                        b"Content-Disposition: attachment;\r\n"
+                        b' filename*0="very long ";\r\n'
+                        b' filename*1="name.bin"\r\n')
+        self.p22 = BIN_B64
+        self.inner_hdr = (b"From: Bob Inner <bob@inner.test>\r\n"
+                          b"To: ann@remote.test\r\n"
+                          b"Subject: =?ISO-8859-1?Q?Caf=E9_au_lait?=\r\n"
+                          b"Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n"
+                          b"Message-ID: <inner.1@inner.test>\r\n"
+                          b"MIME-Version: 1.0\r\n"
+                          b'Content-Type: multipart/mixed; boundary="inner-b"\r\n'
+                          b"\r\n")
+        self.inner_body = multipart(b"inner-b", [(self.p21_hdr, self.p21),
+                                                 (self.p22_hdr, self.p22)])
+        self.p2_hdr = (b"Content-Type: message/rfc822\r\n"
+                       b"Content-Description: forwarded\r\n")
+        self.p2 = self.inner_hdr + self.inner_body
+        self.p3_hdr = (b'Content-Type: application/pdf; name="rates.pdf"\r\n'
+                       b"Content-Transfer-Encoding: base64\r\n"
+                       b"Content-Disposition: attachment;\r\n"
+                       b" filename*0*=utf-8''%E2%82%AC%20rates;\r\n"
+                       b' filename*1=".pdf"\r\n')
+        self.p3 = PDF_B64
+        self.header = ('From: "Ann Example" <ann@remote.test>\r\n'
+                       "To: demo@example.test\r\n"
+                       'Cc: "Carl" <carl@remote.test>\r\n'
+                       "Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\r\n"
+                       "X-Folded: first part\r\n second part\r\n"
+                       "Date: Wed, 25 Nov 2026 10:11:12 +0100\r\n"
+                       "Message-ID: <%s>\r\n"
+                       "In-Reply-To: <parent@remote.test>\r\n"
+                       "MIME-Version: 1.0\r\n"
+                       'Content-Type: multipart/mixed; boundary="outer-b"\r\n'
+                       "\r\n" % mid).encode()
+        self.body = multipart(b"outer-b", [(self.p1_hdr, self.p1), (self.p2_hdr, self.p2),
+                                          (self.p3_hdr, self.p3)])
+        self.data = self.header + self.body
+
+
+def deliver(inst, msg, address=None):
+    """Sends msg through smtpd; waits until local stored it; returns the
+    bytes of the Maildir file (imapd may rename it later: new/ -> cur/,
+    flags)."""
+    address = address or inst.demo_user
+    before = set(inst.maildir_files(address))
+    assert inst.send("ann@remote.test", address, msg) == {}
+    files = inst.wait_for_maildir(address, len(before) + 1)
+    new = [f for f in files if f not in before]
+    assert len(new) == 1, new
+    return read(new[0])
+
+
+def find_by_mid(inst, mid, folder=None):
+    """The current path of the message with Message-ID <mid>."""
+    found = [p for p in folder_files(inst, inst.demo_user, folder)
+             if b"Message-ID: <%s>" % mid.encode() in read(p)]
+    assert len(found) == 1, (mid, found)
+    return found[0]
+
+
+def file_header_end(data):
+    i = data.find(b"\n\n")
+    assert i >= 0
+    return i + 2
+
+
+def select_info(r):
+    """EXISTS, RECENT, FLAGS and the OK [CODE ...] values of a SELECT result."""
+    info = {}
+    for u in r.untagged:
+        m = re.match(rb"(\d+) (EXISTS|RECENT)$", u, re.I)
+        if m:
+            info[m.group(2).decode().upper()] = int(m.group(1))
+            continue
+        m = re.match(rb"FLAGS \((.*)\)$", u, re.I)
+        if m:
+            info["FLAGS"] = set(m.group(1).decode().split())
+            continue
+        m = re.match(rb"OK \[(\S+)(?: (.*?))?\]", u, re.I)
+        if m:
+            info[m.group(1).decode().upper()] = (m.group(2) or b"").decode()
+    return info

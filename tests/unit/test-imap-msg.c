@@ -4,7 +4,8 @@
    opening the file, ENVELOPE/BODY/BODYSTRUCTURE, every section kind
    with part numbers, partials checked byte for byte against the whole
    literal over a bare-LF file, an empty string for missing sections, header-only
-   loading, a missing file (ENOENT) and an output limit (ENOBUFS). */
+   loading, a missing file (ENOENT), an output limit (ENOBUFS), and
+   cached structure texts (struct imap_msg_cache) with their callback. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -610,6 +611,147 @@ static void test_bytes_counted(void **state)
     buf_free(&out);
 }
 
+/* ---- cached ENVELOPE / BODY / BODYSTRUCTURE (struct imap_msg_cache) ---- */
+
+struct seen_texts {
+    int calls;
+    char *text[IMAP_FETCH_ITEM_COUNT];
+};
+
+static void record_rendered(void *ctx, enum imap_fetch_item item, const char *text, size_t len)
+{
+    struct seen_texts *seen = ctx;
+    assert_true(item == IMAP_FETCH_ENVELOPE || item == IMAP_FETCH_BODY ||
+                item == IMAP_FETCH_BODYSTRUCTURE);
+    assert_null(seen->text[item]);   /* once per item */
+    seen->text[item] = xstrndup(text, len);
+    seen->calls++;
+}
+
+static void seen_free(struct seen_texts *seen)
+{
+    for (size_t i = 0; i < IMAP_FETCH_ITEM_COUNT; i++)
+        free(seen->text[i]);
+    memset(seen, 0, sizeof(*seen));
+}
+
+static void test_cache_texts_keep_order_without_open(void **state)
+{
+    struct imap_msg_cache cache = {0};
+    struct seen_texts seen = {0};
+    cache.text[IMAP_FETCH_ENVELOPE] = "(ENV)xx";
+    cache.len[IMAP_FETCH_ENVELOPE] = 5;   /* len counts, not NUL */
+    cache.text[IMAP_FETCH_BODY] = "(B)";
+    cache.len[IMAP_FETCH_BODY] = 3;
+    cache.text[IMAP_FETCH_BODYSTRUCTURE] = "(BS)";
+    cache.len[IMAP_FETCH_BODYSTRUCTURE] = 4;
+    /* entries of other items are not read */
+    cache.text[IMAP_FETCH_FLAGS] = "(bogus)";
+    cache.len[IMAP_FETCH_FLAGS] = 7;
+    cache.rendered = record_rendered;
+    cache.rendered_ctx = &seen;
+    struct imap_msg msg = make_msg(5, 999, "S");  /* no such file */
+    msg.cache = &cache;
+    opens = 0;
+    char *got = fetch_opt("(BODYSTRUCTURE FLAGS ENVELOPE RFC822.SIZE BODY)", &msg,
+                          IMAP_MSG_FETCH_UID);
+    assert_string_equal(got, "* 5 FETCH (UID 999 BODYSTRUCTURE (BS) FLAGS (\\Seen) ENVELOPE "
+                             "(ENV) RFC822.SIZE 1234 BODY (B))\r\n");
+    free(got);
+    got = fetch_opt("FULL", &msg, 0);
+    assert_string_equal(got, "* 5 FETCH (FLAGS (\\Seen) INTERNALDATE \"27-Nov-2026 09:47:16 "
+                             "+0000\" RFC822.SIZE 1234 ENVELOPE (ENV) BODY (B))\r\n");
+    free(got);
+    assert_int_equal(opens, 0);
+    assert_int_equal(seen.calls, 0);
+    /* a content item that is not cached still opens the file */
+    struct imap_msg_content *content = NULL;
+    struct buf out;
+    buf_init(&out, 0);
+    struct imap_command *cmd = parse("a FETCH 1 (ENVELOPE BODY.PEEK[])\r\n");
+    errno = 0;
+    assert_int_equal(imap_msg_fetch(cmd, &msg, 0, &content, &out, NULL), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(opens, 1);
+    imap_command_destroy(&cmd);
+    buf_free(&out);
+}
+
+static void test_cache_rendered_callback(void **state)
+{
+    char *env = mime_text(m2, 0), *body = mime_text(m2, 1), *bs = mime_text(m2, 2);
+    struct imap_msg_cache cache = {0};
+    struct seen_texts seen = {0};
+    cache.rendered = record_rendered;
+    cache.rendered_ctx = &seen;
+    struct imap_msg msg = make_msg(3, 2, "S");
+    msg.cache = &cache;
+    /* nothing cached: each rendered item is handed over, in its place */
+    char *got = fetch_opt("(BODY UID BODYSTRUCTURE ENVELOPE BODY)", &msg, 0);
+    char *expected =
+        xasprintf("* 3 FETCH (BODY %s UID 2 BODYSTRUCTURE %s ENVELOPE %s)\r\n", body, bs, env);
+    assert_string_equal(got, expected);
+    free(got);
+    free(expected);
+    assert_int_equal(seen.calls, 3);
+    assert_string_equal(seen.text[IMAP_FETCH_ENVELOPE], env);
+    assert_string_equal(seen.text[IMAP_FETCH_BODY], body);
+    assert_string_equal(seen.text[IMAP_FETCH_BODYSTRUCTURE], bs);
+    seen_free(&seen);
+    /* ENVELOPE cached: only BODY rendered (and reported), the order kept */
+    cache.text[IMAP_FETCH_ENVELOPE] = env;
+    cache.len[IMAP_FETCH_ENVELOPE] = strlen(env);
+    opens = 0;
+    got = fetch_opt("(BODY ENVELOPE)", &msg, 0);
+    expected = xasprintf("* 3 FETCH (BODY %s ENVELOPE %s)\r\n", body, env);
+    assert_string_equal(got, expected);
+    free(got);
+    free(expected);
+    assert_int_equal(opens, 1);
+    assert_int_equal(seen.calls, 1);
+    assert_string_equal(seen.text[IMAP_FETCH_BODY], body);
+    seen_free(&seen);
+    /* ENVELOPE from a header-only load is the same text */
+    cache.text[IMAP_FETCH_ENVELOPE] = NULL;
+    got = fetch_opt("ENVELOPE", &msg, 0);
+    assert_int_equal(seen.calls, 1);
+    assert_string_equal(seen.text[IMAP_FETCH_ENVELOPE], env);
+    free(got);
+    seen_free(&seen);
+    /* an output limit hit: nothing is handed over, out unchanged */
+    struct imap_msg_content *content = NULL;
+    struct buf out;
+    buf_init(&out, 40);
+    struct imap_command *cmd = parse("a FETCH 1 BODYSTRUCTURE\r\n");
+    errno = 0;
+    assert_int_equal(imap_msg_fetch(cmd, &msg, 0, &content, &out, NULL), -1);
+    assert_int_equal(errno, ENOBUFS);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(seen.calls, 0);
+    imap_command_destroy(&cmd);
+    imap_msg_content_free(&content);
+    buf_free(&out);
+    free(env);
+    free(body);
+    free(bs);
+}
+
+static void test_option_items_sent_once(void **state)
+{
+    struct imap_msg msg = make_msg(2, 7, "S");
+    unsigned all = IMAP_MSG_FETCH_UID | IMAP_MSG_FETCH_FLAGS | IMAP_MSG_FETCH_MODSEQ;
+    char *got = fetch_opt("(FLAGS MODSEQ UID)", &msg, all);
+    assert_string_equal(got, "* 2 FETCH (FLAGS (\\Seen) MODSEQ (77) UID 7)\r\n");
+    free(got);
+    got = fetch_opt("(MODSEQ RFC822.SIZE)", &msg, all);
+    assert_string_equal(got, "* 2 FETCH (UID 7 MODSEQ (77) RFC822.SIZE 1234 FLAGS (\\Seen))\r\n");
+    free(got);
+    got = fetch_opt("FAST", &msg, all);
+    assert_string_equal(got, "* 2 FETCH (UID 7 FLAGS (\\Seen) INTERNALDATE \"27-Nov-2026 "
+                             "09:47:16 +0000\" RFC822.SIZE 1234 MODSEQ (77))\r\n");
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -630,6 +772,9 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_output_limit),
         cmocka_unit_test(test_bytes_counted),
+        cmocka_unit_test(test_cache_texts_keep_order_without_open),
+        cmocka_unit_test(test_cache_rendered_callback),
+        cmocka_unit_test(test_option_items_sent_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

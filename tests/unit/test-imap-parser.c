@@ -513,12 +513,40 @@ static void test_mailbox_commands(void **state)
           "ERR F BAD Error in IMAP command CREATE: Unexpected extra arguments\n");
 }
 
+static void test_mailbox_name_valid(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int valid;
+    } cases[] = {
+        {"", 1}, {"INBOX", 1}, {"a.b c", 1}, {"%*", 1}, {"x&-y", 1},
+        {"a&AOk-t&AOk-", 1}, {"&2D3eAQ-", 1},     /* a surrogate pair */
+        {"a&AOk", 0}, {"&AGE-", 0}, {"&A.k-", 0}, {"&2D0-", 0}, {"&AO-", 0},
+        {"&", 0}, {"&-&", 0}, {"caf\xc3\xa9", 0}, {"a\tb", 0}, {"a\x7f", 0},
+        {"!#$&'+,-.0123456789:;<=>?@^_`|[}%*", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (imap_mailbox_name_valid(cases[i].name, strlen(cases[i].name)) != cases[i].valid)
+            fail_msg("\"%s\": expected %d", cases[i].name, cases[i].valid);
+}
+
 static void test_list_lsub_status(void **state)
 {
     (void)state;
     check("A LIST \"\" *\r\nB LIST \"\" %\r\nC LSUB INBOX. %.a]*\r\nD LIST {0}\r\n {3}\r\na.%\r\n",
           "A LIST \"\" \"*\"\nB LIST \"\" \"%\"\nC LSUB \"INBOX.\" \"%.a]*\"\n+\n+\n"
           "D LIST \"\" \"a.%\"\n");
+    /* Reference and pattern are not checked for modified UTF-7 (imapd
+       lists nothing for them); "inbox" as the reference is INBOX. */
+    check("A LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n"
+          "B LSUB a&AOk x&\r\nC LIST inbox \"caf\xc3\xa9*\"\r\nD LIST {3}\r\n&2D {2}\r\n&*\r\n",
+          "A LIST \"\" \"!#$&'+,-.0123456789:;<=>?@^_`|[}%*\"\nB LSUB \"a&AOk\" \"x&\"\n"
+          "C LIST \"INBOX\" \"caf\xc3\xa9*\"\n+\n+\nD LIST \"&2D\" \"&*\"\n");
+    /* ... while the other commands' mailbox arguments are */
+    check("A STATUS a&AOk (MESSAGES)\r\nB SELECT x&\r\n",
+          "ERR A NO Mailbox name is not valid modified UTF-7\n"
+          "ERR B NO Mailbox name is not valid modified UTF-7\n");
     check("A LIST \"\"\r\nB LIST \"\" (x)\r\nC LIST * x\r\n",
           "ERR A BAD Error in IMAP command LIST: Missing arguments\n"
           "ERR B BAD Error in IMAP command LIST: Invalid mailbox pattern\n"
@@ -1277,6 +1305,7 @@ int main(void)
         cmocka_unit_test_setup(test_tags_and_unknown_commands, setup),
         cmocka_unit_test_setup(test_login_and_authenticate, setup),
         cmocka_unit_test_setup(test_mailbox_commands, setup),
+        cmocka_unit_test(test_mailbox_name_valid),
         cmocka_unit_test_setup(test_list_lsub_status, setup),
         cmocka_unit_test_setup(test_append_streams_the_message, setup),
         cmocka_unit_test_setup(test_append_invalid_arguments, setup),

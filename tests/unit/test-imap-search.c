@@ -4,7 +4,9 @@
    UTC, sent in the Date: field's own zone, the fallback when Date: is
    missing or the file is gone), sizes, MODSEQ, and text keys with
    RFC 2047 (B and Q, UTF-8 and ISO-8859-1), base64 and quoted-printable
-   bodies, case folding, matches across the matcher's pieces, header-only
+   bodies, case folding, FROM/TO/CC/BCC on parsed addresses (comments
+   and blanks inside an address removed, names decoded), matches across
+   the matcher's pieces, header-only
    loading, and imap_msg_parse_date() edge cases. */
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +87,16 @@ static const char s2[] = "From: alice@example.test\r\n"
                          "inner words here\r\n"
                          "--b1--\r\n";
 
+/* Addresses that only a parse finds (Dovecot's imaptest search-addresses). */
+static const char s4[] = "From: <user-from (comment)@ (comment) domain.org>\n"
+                         "To: \"Quoted, Name\" <to.user @ example . test>,\n"
+                         " Friends: g1@d1.org, =?ISO-8859-1?Q?J=F6rg?= <jorg@d2.org>;\n"
+                         "Cc: ann@x.test (Ann Comment)\n"
+                         "Bcc: undisclosed-recipients:;\n"
+                         "Subject: about user-other@other.org\n"
+                         "\n"
+                         "to.user@example.test in the body\n";
+
 static void base64_append(struct buf *out, const char *s, size_t len)
 {
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -107,6 +119,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(tmpdir));
     put(1, s1, strlen(s1));
     put(2, s2, strlen(s2));
+    put(4, s4, strlen(s4));
     /* uid 3: no Date:, a raw body with a word across the 16 KiB pieces,
        and a base64 part with one across the 4 KiB decode pieces */
     struct buf b, text;
@@ -339,6 +352,35 @@ static void test_header_keys(void **state)
     NO("FROM zed", 2);
 }
 
+static void test_address_keys(void **state)
+{
+    /* the parsed address: comments and blanks inside it are gone */
+    YES("FROM user-from@domain.org", 4);
+    YES("FROM USER-FROM@DOMAIN.ORG", 4);
+    YES("FROM \"m@domain\"", 4);
+    YES("FROM comment", 4);                  /* the raw text, too */
+    NO("FROM user-other@other.org", 4);      /* only in Subject */
+    NO("TO user-from@domain.org", 4);        /* only in From */
+    YES("TO to.user@example.test", 4);
+    YES("TO \"quoted, name <to.user@example.test>\"", 4);
+    YES("TO \"example . test>\"", 4);        /* the raw text as it is */
+    /* group members, and a display name decoded (ISO-8859-1 to UTF-8) */
+    YES("TO g1@d1.org", 4);
+    YES("TO friends", 4);
+    YES("CHARSET UTF-8 TO \"J\xc3\xb6rg <jorg@d2.org>\"", 4);
+    YES("CHARSET UTF-8 TO \"j\xc3\x96RG\"", 4);
+    NO("TO ann@x.test", 4);
+    YES("CC ann@x.test", 4);
+    YES("CC \"ann comment <ann@\"", 4);      /* a comment names the address */
+    YES("BCC undisclosed-recipients", 4);
+    NO("BCC to.user", 4);
+    YES("FROM \"\"", 4);
+    YES("OR FROM nobody TO jorg@d2.ORG", 4);
+    YES("FROM \"comment <user-from@domain.org>\"", 4);  /* the comment names it */
+    NO("TO \"<g1@d1.org>\"", 4);            /* no display name: no brackets */
+    YES("FROM john@example.test", 1);        /* plain addresses as before */
+}
+
 static void test_body_and_text(void **state)
 {
     YES("BODY \"hello world\"", 1);
@@ -537,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_internal_dates),
         cmocka_unit_test(test_sent_dates),
         cmocka_unit_test(test_header_keys),
+        cmocka_unit_test(test_address_keys),
         cmocka_unit_test(test_body_and_text),
         cmocka_unit_test(test_loading),
         cmocka_unit_test(test_missing_file),

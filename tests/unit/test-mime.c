@@ -805,6 +805,81 @@ static void test_envelope_groups_quotes_comments(void **state)
     buf_free(&b);
 }
 
+/* ---- the address walker ---- */
+
+static void walk_record(void *ctx, const struct mime_address *a)
+{
+    struct buf *b = ctx;
+    switch (a->kind) {
+    case MIME_ADDRESS_GROUP_START:
+        buf_printf(b, "[G %.*s]", (int)a->name_len, a->name);
+        break;
+    case MIME_ADDRESS_GROUP_END:
+        assert_null(a->name);
+        buf_append_str(b, "[E]");
+        break;
+    case MIME_ADDRESS_MAILBOX:
+        assert_non_null(a->adl);
+        assert_non_null(a->mailbox);
+        assert_non_null(a->host);
+        if (a->name != NULL)
+            buf_printf(b, "[%.*s|", (int)a->name_len, a->name);
+        else
+            buf_append_str(b, "[-|");
+        buf_printf(b, "%.*s|%.*s|%.*s]", (int)a->adl_len, a->adl, (int)a->mailbox_len,
+                   a->mailbox, (int)a->host_len, a->host);
+        break;
+    }
+}
+
+static void test_address_walk(void **state)
+{
+    struct {
+        const char *in, *out;
+        size_t count;
+    } cases[] = {
+        /* comments and blanks inside the address are dropped; the last
+           comment names an address without a display name */
+        {"<user-from (comment)@ (comment) domain.org>", "[comment||user-from|domain.org]", 1},
+        {"Ann Example <ann@remote.test>, bob@b.test",
+         "[Ann Example||ann|remote.test][-||bob|b.test]", 2},
+        {"=?UTF-8?Q?J=C3=B6rg?= <j@x>", "[=?UTF-8?Q?J=C3=B6rg?=||j|x]", 1},
+        {"Team: a@b, \"C D\" <c@d>;", "[G Team][-||a|b][C D||c|d][E]", 4},
+        {"Open: a@b", "[G Open][-||a|b][E]", 3},
+        {"<@r1,@r2:u@h>", "[-|@r1,@r2|u|h]", 1},
+        {"foo, <>", "[-||foo|][-|||]", 2},
+        {"", "", 0},
+    };
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_reset(&b);
+        buf_append(&b, "", 0);
+        size_t n = mime_address_walk(cases[i].in, strlen(cases[i].in), walk_record, &b);
+        if (strcmp(b.data ? b.data : "", cases[i].out) != 0 || n != cases[i].count)
+            fail_msg("case %zu: %s\n  got  %s (%zu)\n  want %s (%zu)", i, cases[i].in,
+                     b.data, n, cases[i].out, cases[i].count);
+    }
+    /* the limit: 1000 elements, and an open group still ends */
+    struct buf many;
+    buf_init(&many, 0);
+    for (int i = 0; i < 1200; i++)
+        buf_printf(&many, "u%d@h, ", i);
+    buf_reset(&b);
+    assert_int_equal(mime_address_walk(many.data, many.len, walk_record, &b), 1000);
+    assert_non_null(strstr(b.data, "[-||u999|h]"));
+    assert_null(strstr(b.data, "u1000"));
+    buf_reset(&many);
+    buf_append_str(&many, "G: ");
+    for (int i = 0; i < 1200; i++)
+        buf_printf(&many, "u%d@h, ", i);
+    buf_reset(&b);
+    assert_int_equal(mime_address_walk(many.data, many.len, walk_record, &b), 1001);
+    assert_true(b.len >= 3 && strcmp(b.data + b.len - 3, "[E]") == 0);
+    buf_free(&many);
+    buf_free(&b);
+}
+
 /* ---- header fields ---- */
 
 static const char fields_msg[] = "Received: from x\n"
@@ -1087,6 +1162,7 @@ int main(void)
         cmocka_unit_test(test_envelope_full),
         cmocka_unit_test(test_envelope_defaults_and_missing_from),
         cmocka_unit_test(test_envelope_groups_quotes_comments),
+        cmocka_unit_test(test_address_walk),
         cmocka_unit_test(test_header_fields_and_not),
         cmocka_unit_test(test_section_numbers_malformed),
         cmocka_unit_test(test_crlf_helpers),
