@@ -11,7 +11,10 @@
 #	For each mailbox size in $BENCH_IMAP_MESSAGES, one seed Maildir of
 #	that many messages of about $BENCH_IMAP_SIZE bytes is generated, as
 #	Postern's local(8) leaves mail after a bulk delivery (everything in
-#	new/, LF line endings, names "time.MusecPpidQn.host,S=size,W=crlf"),
+#	new/, LF line endings, names "time.MusecPpidQn.host,S=size,W=crlf,P=pop3"
+#	with the sizes lib/maildir.c writes; BENCH_IMAP_NAMES=dovecot leaves
+#	out P=, as Dovecot's LDA names files, so Postern's first index build
+#	reads every file to count POP3 octets),
 #	with varied From/To/Cc/Subject/Date/Message-ID headers (some
 #	RFC 2047 encoded words) and bodies. Two words are planted: "quokka"
 #	in the Subject of every 10th message and "zanzibar" in the body of
@@ -54,7 +57,8 @@
 #	it is emptied) BENCH_IMAP_DOVECOT_PORT (10143) BENCH_PORT_OFFSET
 #	(Postern, 21000: IMAP on 23143) BENCH_IMAP_USER (imapbench)
 #	BENCH_IMAP_OUT (bench/results/imap-latest.md) BENCH_TOOLS (where
-#	imap-load is; default BUILD)
+#	imap-load is; default BUILD) BENCH_IMAP_NAMES (postern: names
+#	with S=, W=, P=; dovecot: S= and W= only)
 # LIMITS
 #	Each session stops by itself (imap-load -T); servers are stopped
 #	after each session and whatever they left is killed by pid; an
@@ -157,6 +161,7 @@ mkdir -p "$WORK" || exit 2
 chmod 755 "$WORK"
 notes=$WORK/notes.txt
 : > "$notes"
+echo "Seed file names: ${BENCH_IMAP_NAMES:-postern} style (postern: S=, W=, P= as lib/maildir.c writes them; dovecot: S=, W= only)" >> "$notes"
 measured=""
 for system in $SYSTEMS; do
     case $system in
@@ -227,6 +232,7 @@ seed() {
 """A Maildir as Postern's local(8) leaves it after a bulk delivery."""
 import os, random, sys, time
 path, n, size, hword, bword = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+names = os.environ.get("BENCH_IMAP_NAMES", "postern")
 for sub in ("tmp", "new", "cur"):
     os.makedirs(os.path.join(path, sub), mode=0o700)
 os.chmod(path, 0o700)
@@ -312,6 +318,13 @@ for i in range(n):
     crlf = len(data) + data.count(b"\n")
     name = "%d.M%06dP%dQ%d.bench,S=%d,W=%d" % (t0 + i * 60, i % 1000000, os.getpid(), i + 1,
                                               len(data), crlf)
+    if names == "postern":
+        # POP3 octets as lib/maildir.c counts them: dot-stuffed lines, and
+        # the CRLF the server adds after a last line without one.
+        lines = data.split(b"\n")
+        dots = sum(1 for ln in (lines[:-1] if data.endswith(b"\n") else lines)
+                   if ln.startswith(b"."))
+        name += ",P=%d" % (crlf + dots + (0 if data.endswith(b"\n") else 2))
     with open(os.path.join(path, "new", name), "wb") as f:
         f.write(data)
     os.utime(os.path.join(path, "new", name), (t0 + i * 60, t0 + i * 60))
