@@ -6,7 +6,11 @@
    no bare LF and no NUL; every partial BODY[]<o.c> is exactly that slice
    of BODY[]; a header-only load followed by a whole one gives the same
    header; SEARCH answers 0 or 1; the date parser and the header decoder
-   survive the input as a field value. */
+   survive the input as a field value. The header hooks of struct
+   imap_msg_cache: the header handed to header_loaded, given back
+   through header_get, yields byte-identical header FETCH responses and
+   the same SEARCH answers, without opening the file for header-only
+   needs. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +39,9 @@ static const char *const fetch_lines[] = {
 #define NFETCH (sizeof(fetch_lines) / sizeof(fetch_lines[0]))
 
 static const char *const header_line = "a FETCH 1 (ENVELOPE BODY.PEEK[HEADER])\r\n";
+static const char *const header_items_line =
+    ("a FETCH 1 (RFC822.HEADER BODY.PEEK[HEADER.FIELDS (From Subject Date)] "
+     "BODY.PEEK[HEADER.FIELDS.NOT (To)]<2.50> ENVELOPE FLAGS)\r\n");
 static const char *const whole_line = "a FETCH 1 BODY.PEEK[]\r\n";
 
 static const uint32_t partials[][2] = {{0, 1}, {1, 1}, {2, 3}, {5, 7}, {13, 100}, {0, 4096},
@@ -52,8 +59,9 @@ static const char *const search_lines[] = {
 #define NSEARCH (sizeof(search_lines) / sizeof(search_lines[0]))
 
 static struct imap_command *fetch_cmds[NFETCH], *search_cmds[NSEARCH], *partial_cmds[NPARTIAL];
-static struct imap_command *header_cmd, *whole_cmd;
+static struct imap_command *header_cmd, *header_items_cmd, *whole_cmd;
 static int memfd = -1;
+static int opens;
 
 static struct imap_command *parse(const char *line)
 {
@@ -85,11 +93,13 @@ static void init(void)
         partial_cmds[i] = parse(line);
     }
     header_cmd = parse(header_line);
+    header_items_cmd = parse(header_items_line);
     whole_cmd = parse(whole_line);
 }
 
 static int open_cb(void *ctx, uint32_t uid)
 {
+    opens++;
     if (lseek(memfd, 0, SEEK_SET) < 0)
         return -1;
     return dup(memfd);
@@ -130,6 +140,96 @@ static void check_response(const struct buf *b)
         }
         i++;
     }
+}
+
+/* The header hooks: what header_loaded got, handed out by header_get
+   when give is set. */
+struct kept {
+    char *data;
+    size_t len;
+    int loads, give;
+};
+
+static char *kept_get(void *ctx, uint32_t uid, size_t *len_r)
+{
+    struct kept *k = ctx;
+    if (!k->give || k->data == NULL)
+        return NULL;
+    char *copy = malloc(k->len + 1);
+    CHECK(copy != NULL);
+    memcpy(copy, k->data, k->len);
+    *len_r = k->len;
+    return copy;
+}
+
+static void kept_loaded(void *ctx, uint32_t uid, const char *header, size_t len)
+{
+    struct kept *k = ctx;
+    CHECK(uid == 1 && len <= IMAP_MSG_CACHE_HEADER_MAX);
+    k->loads++;
+    free(k->data);
+    k->data = malloc(len + 1);
+    CHECK(k->data != NULL);
+    memcpy(k->data, header, len);
+    k->len = len;
+}
+
+static void fetch_into(const struct imap_command *cmd, const struct imap_msg *msg,
+                       struct buf *out)
+{
+    struct imap_msg_content *content = NULL;
+    buf_reset(out);
+    CHECK(imap_msg_fetch(cmd, msg, 0, &content, out, NULL) == 0);
+    imap_msg_content_free(&content);
+}
+
+/* The header hooks change no response and no SEARCH answer. */
+static void check_kept_header(const struct imap_msg *plain, size_t size)
+{
+    struct kept k = {0};
+    struct imap_msg_cache cache = {0};
+    cache.header_get = kept_get;
+    cache.header_loaded = kept_loaded;
+    cache.header_ctx = &k;
+    struct imap_msg msg = *plain;
+    msg.cache = &cache;
+    struct buf want, got;
+    buf_init(&want, 0);
+    buf_init(&got, 0);
+    const struct imap_command *cmds[] = {header_cmd, header_items_cmd};
+    for (size_t i = 0; i < 2; i++) {
+        fetch_into(cmds[i], plain, &want);
+        fetch_into(cmds[i], &msg, &got);   /* not kept: read, handed over */
+        CHECK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
+    }
+    /* a header-only load hands over at most IMAP_MSG_CACHE_HEADER_MAX */
+    CHECK(k.loads == (k.data != NULL ? 2 : 0));
+    CHECK(k.data == NULL || k.len <= size);
+    if (k.data != NULL) {
+        k.give = 1;
+        k.loads = 0;
+        for (size_t i = 0; i < 2; i++) {
+            fetch_into(cmds[i], plain, &want);
+            opens = 0;
+            fetch_into(cmds[i], &msg, &got);
+            CHECK(opens == 0);
+            CHECK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
+        }
+        CHECK(k.loads == 0);
+    }
+    for (size_t i = 0; i < NSEARCH; i++) {
+        struct imap_search *s = imap_search_compile(search_cmds[i], 5, 10);
+        struct imap_msg_content *content = NULL;
+        int a = imap_search_match(s, plain, &content);
+        imap_msg_content_free(&content);
+        int b = imap_search_match(s, &msg, &content);
+        imap_msg_content_free(&content);
+        CHECK(a == b);
+        imap_search_free(&s);
+    }
+    free(k.data);
+    buf_free(&want);
+    buf_free(&got);
 }
 
 /* The literal of a one-item response. */
@@ -174,6 +274,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* header-only first, then the same content grows to the whole file */
     CHECK(imap_msg_fetch(header_cmd, &msg, 0, &content, &header, NULL) == 0);
     check_response(&header);
+    /* what a kept header relies on (imap_msg_search.c root_header): the
+       header of a header-only load is all of its bytes */
+    CHECK(content != NULL && content->mime != NULL);
+    CHECK(content->mime->root->header_offset == 0 &&
+          content->mime->root->header_size == content->size);
     CHECK(imap_msg_fetch(whole_cmd, &msg, 0, &content, &whole, NULL) == 0);
     check_response(&whole);
     CHECK(content != NULL && content->whole);
@@ -204,6 +309,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(n == 0 || memcmp(p, w + o, n) == 0);
     }
     imap_msg_content_free(&content);
+    check_kept_header(&msg, size);
 
     for (size_t i = 0; i < NSEARCH; i++) {
         struct imap_search *s = imap_search_compile(search_cmds[i], 5, 10);

@@ -30,14 +30,14 @@ static void check_name(const char *name, size_t size)
     if (r.has_info != (r.base_len < size))
         abort();
     size_t n = strlen(r.flags);
-    if (n > 15)
+    if (n >= MAILBOX_FLAGS_SIZE)
         abort();
     for (size_t i = 0; i < n; i++)
         if (!is_letter(r.flags[i]) || (i > 0 && r.flags[i - 1] >= r.flags[i]))
             abort();
     if (r.time != 0 && (name[0] < '0' || name[0] > '9'))
         abort();
-    char norm[16];
+    char norm[MAILBOX_FLAGS_SIZE];
     if (mailbox_index_normalize_flags(r.flags, norm) < 0 || strcmp(norm, r.flags) != 0)
         abort();
 }
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(copy, data, size);
     copy[size] = '\0';
-    char norm[16];
+    char norm[MAILBOX_FLAGS_SIZE];
     if (mailbox_index_normalize_flags(copy, norm) == 0) {
         for (size_t i = 0; norm[i]; i++)
             if (!is_letter(norm[i]) || (i > 0 && norm[i - 1] >= norm[i]))

@@ -8,8 +8,10 @@
  *	final name carries W= and P= and the index learns the sizes from
  *	the name. When the command is complete the file is fsynced, given
  *	the APPEND date as mtime, renamed into cur/ as NAME:2,FLAGS (the
- *	flags the client gave; keywords are not kept: standard Maildir++,
- *	where new/ holds only names without an info part), the directory
+ *	flags the client gave, keywords as the letters of the folder's
+ *	dovecot-keywords map, lib/maildir_keywords.h, new ones defined
+ *	under the lock; cur/ because standard Maildir++ keeps only names
+ *	without an info part in new/), the directory
  *	is fsynced, and the message is indexed under the folder's lock:
  *	"OK [APPENDUID uidvalidity uid]" (RFC 4315). It gets the next UID,
  *	which is at or above the index's first recent UID, so it is
@@ -21,12 +23,16 @@
  *	tmp/ under a fresh unique name (copying the bytes when the link is
  *	refused: another file system, EPERM), then rename them all into
  *	cur/ with their flags, fsync cur/ and index them (\Recent as for
- *	APPEND). A failure before
+ *	APPEND). Keywords are carried by name: each keyword letter of the
+ *	source becomes the target folder's letter for that name (defined
+ *	there when new); letters the source's map does not name are left
+ *	out. A failure before
  *	the last rename removes every file made so far, so a failed COPY
  *	leaves nothing behind in the target. MOVE then expunges the sources
  *	and reports them with EXPUNGE after an untagged OK [COPYUID].
  * DIAGNOSTICS
- *	A missing target is NO [TRYCREATE]; a target (or, for MOVE, the
+ *	A missing target is NO [TRYCREATE]; keywords beyond the 26 a folder
+ *	can hold are NO [LIMIT], nothing stored; a target (or, for MOVE, the
  *	source) locked by another process is NO [INUSE] and nothing is
  *	done; file system failures are logged and answered NO [SERVERBUG]
  *	(EDQUOT / ENOSPC: NO [OVERQUOTA]).
@@ -78,8 +84,14 @@ static void append_free(struct imapd_append **a_p)
     free(a);
 }
 
+/* copy_one's errno when the target has no room for a keyword: none of
+   the file calls here produces it. */
+#define KEYWORDS_FULL E2BIG
+
 static const char *errno_reply(int err)
 {
+    if (err == KEYWORDS_FULL)
+        return IMAPD_LIMIT_TEXT;
     if (err == EDQUOT || err == ENOSPC || err == EFBIG)
         return "[OVERQUOTA] Not enough disk space";
     return "[SERVERBUG] Internal error, see the server log";
@@ -144,6 +156,24 @@ static int target_lock(struct imapd_session *s, const char *folder,
     return 0;
 }
 
+/* The keyword map of a locked target: the selection's own, or one read
+   for the command (*own_r: free it). NULL when it cannot be read. */
+static struct maildir_keywords *target_keywords(struct imapd_session *s, const char *folder,
+                                                int own_index, int *own_r)
+{
+    *own_r = 0;
+    if (!own_index)
+        return s->mbox->keywords;
+    struct maildir_keywords *kw = maildir_keywords_new(folder);
+    if (maildir_keywords_refresh(kw) < 0) {
+        msg_warn("imapd: %s: cannot read %s/%s: %m", s->login, folder, MAILDIR_KEYWORDS_FILE);
+        maildir_keywords_free(&kw);
+        return NULL;
+    }
+    *own_r = 1;
+    return kw;
+}
+
 static void target_unlock(struct imapd_session *s, struct mailbox_index **index_p, int own)
 {
     if (*index_p == NULL)
@@ -166,9 +196,10 @@ static void target_unlock(struct imapd_session *s, struct mailbox_index **index_
 int imapd_append_begin(struct imapd_session *s, const struct imap_command *preview)
 {
     const char *error = NULL;
-    char letters[16];
-    if (imap_msg_flags_to_maildir(preview->u.append.flags, preview->u.append.nflags, letters,
-                                  &error) < 0) {
+    char letters[IMAP_MSG_LETTERS_SIZE];
+    /* Keywords get their letters at the end, under the folder's lock. */
+    if (imapd_flags_letters(NULL, preview->u.append.flags, preview->u.append.nflags, 0, letters,
+                            &error) < 0) {
         imapd_tagged(s, preview->tag, "BAD", "Error in IMAP command APPEND: Invalid flag %s",
                      error ? error : "");
         return -1;
@@ -228,11 +259,8 @@ void imapd_append_finish(struct imapd_session *s, struct imap_command *cmd)
         imap_command_destroy(&cmd);
         return;
     }
-    char letters[16];
+    char letters[IMAP_MSG_LETTERS_SIZE];
     const char *bad = NULL;
-    if (imap_msg_flags_to_maildir(cmd->u.append.flags, cmd->u.append.nflags, letters,
-                                  &bad) < 0)
-        letters[0] = '\0';   /* checked at the start already */
     int64_t date;
     if (cmd->u.append.has_date) {
         date = (int64_t)imap_datetime_to_time(&cmd->u.append.date);
@@ -265,6 +293,25 @@ void imapd_append_finish(struct imapd_session *s, struct imap_command *cmd)
             imapd_mailbox_notify(s, 1);
         imapd_tagged(s, cmd->tag, "NO", "%s",
                      r > 0 ? IMAPD_INUSE_TEXT : "[SERVERBUG] Cannot open the mailbox");
+        goto done;
+    }
+    int own_kw = 0;
+    struct maildir_keywords *kw = target_keywords(s, a->folder, own, &own_kw);
+    int kr = kw == NULL ? -2
+                        : imapd_flags_letters(kw, cmd->u.append.flags, cmd->u.append.nflags, 1,
+                                              letters, &bad);
+    if (own_kw)
+        maildir_keywords_free(&kw);
+    if (kr != 0) {
+        /* The flags were checked at the start: the map is full or unwritable. */
+        if (kr != 1)
+            msg_warn("imapd: %s: cannot write %s/%s: %m", s->login, a->folder,
+                     MAILDIR_KEYWORDS_FILE);
+        target_unlock(s, &index, own);
+        if (s->mbox != NULL)
+            imapd_mailbox_notify(s, 1);
+        imapd_tagged(s, cmd->tag, "NO", "%s",
+                     kr == 1 ? IMAPD_LIMIT_TEXT : "[SERVERBUG] Cannot store the keywords");
         goto done;
     }
     char *rel = xasprintf("cur/%s,W=%llu,P=%llu:2,%s", a->name,
@@ -321,9 +368,44 @@ struct copy_item {
     char *rel;        /* "cur/NAME:2,FLAGS" */
 };
 
+/* The flags of a source message for the target folder (its keyword map
+   tkw, locked): system letters as they are, keyword letters by name.
+   Returns 0, or -1 with errno (KEYWORDS_FULL: no room for a keyword). */
+static int copy_letters(struct imapd_session *s, struct maildir_keywords *tkw, const char *src,
+                        char out[MAILBOX_FLAGS_SIZE])
+{
+    char tmp[MAILBOX_FLAGS_SIZE];
+    size_t n = 0;
+    for (const char *p = src; *p && n < MAILBOX_FLAGS_SIZE - 1; p++) {
+        if (*p < 'a' || *p > 'z') {
+            tmp[n++] = *p;
+            continue;
+        }
+        const char *name = maildir_keywords_name(s->mbox->keywords, *p);
+        if (name == NULL)
+            continue;
+        /* The letter when the target knows the name: no file access. */
+        char letter = maildir_keywords_letter(tkw, name);
+        if (letter == 0) {
+            int r = maildir_keywords_add(tkw, name, &letter);
+            if (r != 0) {
+                if (r > 0)
+                    errno = KEYWORDS_FULL;
+                return -1;
+            }
+        }
+        tmp[n++] = letter;
+    }
+    tmp[n] = '\0';
+    if (mailbox_index_normalize_flags(tmp, out) < 0)
+        msg_panic("imapd: copy produced bad flag letters \"%s\"", tmp);
+    return 0;
+}
+
 /* Makes the target's tmp/ file for one message: a hard link, or a copy
    of the bytes where links are refused. Returns 0 or -1 with errno. */
-static int copy_one(struct imapd_session *s, const char *target, struct copy_item *it)
+static int copy_one(struct imapd_session *s, const char *target, struct maildir_keywords *tkw,
+                    struct copy_item *it)
 {
     struct imapd_mailbox *mb = s->mbox;
     const struct mailbox_msg *im = mailbox_index_find(mb->index, it->src_uid);
@@ -333,8 +415,9 @@ static int copy_one(struct imapd_session *s, const char *target, struct copy_ite
     }
     uint64_t size = im->size, crlf = im->crlf_size;
     uint64_t pop3 = mailbox_index_pop3_size(mb->index, it->src_uid);
-    char flags[16];
-    snprintf(flags, sizeof(flags), "%s", im->flags);
+    char flags[MAILBOX_FLAGS_SIZE];
+    if (copy_letters(s, tkw, im->flags, flags) < 0)
+        return -1;
     it->internal_date = im->internal_date;
     char *name = NULL;
     int fd = tmp_create(target, size, &name, &it->tmp);
@@ -462,8 +545,11 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_command *cmd)
 
     struct copy_item *items = xcalloc(n, sizeof(*items));
     size_t made = 0;
-    int err = 0, expunged = 0;
-    for (size_t k = 0; k < n; k++) {
+    int err = 0, expunged = 0, own_kw = 0;
+    struct maildir_keywords *tkw = target_keywords(s, target, own, &own_kw);
+    if (tkw == NULL)
+        err = EIO;
+    for (size_t k = 0; k < n && err == 0; k++) {
         struct imapd_view_msg *v = &mb->msgs[seqs[k] - 1];
         if (v->gone || mailbox_index_find(mb->index, v->uid) == NULL) {
             expunged = 1;
@@ -471,13 +557,15 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_command *cmd)
         }
         items[k].src_uid = v->uid;
         made = k + 1;
-        if (copy_one(s, target, &items[k]) < 0) {
+        if (copy_one(s, target, tkw, &items[k]) < 0) {
             err = errno;
             if (err == ENOENT)
                 expunged = 1;
             break;
         }
     }
+    if (own_kw)
+        maildir_keywords_free(&tkw);
     /* All or nothing up to here: from now on only renames. */
     char *cur_dir = xasprintf("%s/cur", target);
     if (!expunged && err == 0) {
@@ -504,7 +592,8 @@ void imapd_cmd_copy(struct imapd_session *s, struct imap_command *cmd)
                          "[EXPUNGEISSUED] Some of the requested messages no longer exist.");
         } else {
             errno = err;
-            msg_warn("imapd: %s: %s to %s: %m", s->login, what, target);
+            if (err != KEYWORDS_FULL)
+                msg_warn("imapd: %s: %s to %s: %m", s->login, what, target);
             imapd_tagged(s, cmd->tag, "NO", "%s", errno_reply(err));
         }
         free(target);

@@ -17,10 +17,15 @@
  *	first when stale, so another session's flags are not lost), writes
  *	the index once, then reports the new flags (with the mod-sequences
  *	the write assigned). UNCHANGEDSINCE leaves messages changed since
- *	then alone and names them in OK [MODIFIED ...].
+ *	then alone and names them in OK [MODIFIED ...]. Keywords new to the
+ *	folder are defined under the lock first (all or none: NO [LIMIT]
+ *	past 26) and announced with untagged FLAGS before the FETCHes.
  *
  *	SEARCH compiles the keys once and matches the view; a search that
  *	reads message files runs over several loop rounds as FETCH does.
+ *	FETCH and SEARCH take message headers the index keeps and keep
+ *	those they read (imapd_hdrcache.c), so header items and header
+ *	keys open no file once a header was read.
  *
  *	None of these sends EXPUNGE (RFC 3501 7.4.1): messages another
  *	session expunged meanwhile are skipped, and FETCH then ends with
@@ -40,6 +45,7 @@
 
 #include "imap_msg.h"
 #include "imapd.h"
+#include "imapd_hdrcache.h"
 #include "imapd_mailbox_private.h"
 #include "log.h"
 #include "xalloc.h"
@@ -78,6 +84,7 @@ struct fetch_state {
     int failed;                /* some could not be read */
     size_t cache_puts;         /* values put in the index cache */
     unsigned cached;           /* cache_kinds[] the command names, by 1 << index */
+    struct imapd_hdrcache headers;   /* kept message headers (render_msg) */
 };
 
 static void fetch_state_free(struct fetch_state **st_p)
@@ -87,6 +94,7 @@ static void fetch_state_free(struct fetch_state **st_p)
         return;
     *st_p = NULL;
     free(st->seqs);
+    imapd_hdrcache_free(&st->headers);
     free(st);
 }
 
@@ -116,7 +124,7 @@ static void mark_seen(struct imapd_session *s, struct fetch_state *st)
         const struct mailbox_msg *im = mailbox_index_find(mb->index, v->uid);
         if (im == NULL || strchr(im->flags, 'S') != NULL)
             continue;
-        char flags[20];
+        char flags[MAILBOX_FLAGS_SIZE + 1];
         snprintf(flags, sizeof(flags), "%sS", im->flags);
         if (mailbox_index_set_flags(mb->index, v->uid, flags) < 0 && errno != ENOENT)
             msg_warn("imapd: %s: cannot set \\Seen in %s: %m", s->login, mb->path);
@@ -153,7 +161,8 @@ static void cache_rendered(void *ctx, enum imap_fetch_item item, const char *tex
 }
 
 /* Renders msg for cmd, the costly items from the index cache when it
-   has them (and into it when not). */
+   has them (and into it when not); so is the header when the items need
+   no more of the file (imap_msg asks for it only then). */
 static int render_msg(struct imapd_session *s, const struct imap_command *cmd,
                       struct fetch_state *st, struct imap_msg *msg, unsigned options,
                       uint64_t *bytes_r)
@@ -164,8 +173,14 @@ static int render_msg(struct imapd_session *s, const struct imap_command *cmd,
     struct rendered_texts rendered;
     char *kept[CACHED_MAX] = {NULL};
     memset(&rendered, 0, sizeof(rendered));
-    if (st->cached != 0) {
+    int needs_file = imap_msg_fetch_needs_content(cmd);
+    if (st->cached != 0 || needs_file) {
         memset(&cache, 0, sizeof(cache));
+        if (needs_file) {
+            if (st->headers.ix == NULL)
+                imapd_hdrcache_init(&st->headers, ix);
+            imapd_hdrcache_hooks(&st->headers, &cache);
+        }
         for (size_t k = 0; k < CACHED_MAX; k++) {
             size_t len = 0;
             if (!(st->cached & (1u << k)) ||
@@ -208,10 +223,8 @@ static void fetch_one(struct imapd_session *s, const struct imap_command *cmd,
         return;
     struct imapd_view_msg *v = &s->mbox->msgs[seq - 1];
     unsigned options = st->options;
-    char vis[8];
-    imapd_flags_visible(im->flags, vis);
     /* The flags changed (our \Seen, or another session): say so. */
-    if (strcmp(vis, v->flags) != 0 && !st->wants_flags)
+    if (imapd_view_differs(s->mbox, v, im->flags) && !st->wants_flags)
         options |= IMAP_MSG_FETCH_FLAGS;
     uint64_t bytes = 0;
     int r = render_msg(s, cmd, st, &msg, options, &bytes);
@@ -233,7 +246,7 @@ static void fetch_one(struct imapd_session *s, const struct imap_command *cmd,
         /* im may have moved with a rename found by open: look it up. */
         const struct mailbox_msg *now = mailbox_index_find(s->mbox->index, msg.uid);
         if (now != NULL) {
-            imapd_flags_visible(now->flags, v->flags);
+            imapd_view_told(s->mbox, v, now->flags);
             v->modseq = now->modseq;
         }
     }
@@ -250,6 +263,10 @@ static enum imapd_cmd_status fetch_run(struct imapd_session *s, const struct ima
             mark_seen(s, st);
         fetch_one(s, cmd, st, st->seqs[st->next]);
         st->next++;
+    }
+    if (st->headers.ix != NULL) {
+        imapd_hdrcache_flush(&st->headers);
+        st->cache_puts += st->headers.puts;
     }
     /* Other sessions profit from the cache at once. */
     if (st->cache_puts > 0 && mailbox_index_flush(s->mbox->index) < 0)
@@ -323,21 +340,24 @@ void imapd_cmd_fetch(struct imapd_session *s, struct imap_command *cmd)
  * STORE.
  */
 
-/* new = old with the client's change applied to the IMAP letters;
-   other letters (P, lower-case ones of other tools) are kept. */
-static void store_apply(const char *old, const char *letters, enum imap_store_op op,
-                        char out[16])
+/* new = old with the client's change applied to the IMAP letters (the
+   system ones and the keyword letters the map names); other letters
+   (P, keyword letters without a name) are kept. */
+static void store_apply(const struct imapd_mailbox *mb, const char *old, const char *letters,
+                        enum imap_store_op op, char out[MAILBOX_FLAGS_SIZE])
 {
-    char tmp[40];
+    char tmp[MAILBOX_FLAGS_SIZE + IMAP_MSG_LETTERS_SIZE];
     size_t n = 0;
-    for (const char *p = old; *p && n < 15; p++) {
-        int imap = strchr(IMAPD_IMAP_LETTERS, *p) != NULL;
+    uint32_t usable = maildir_keywords_usable(mb->keywords);
+    for (const char *p = old; *p && n < MAILBOX_FLAGS_SIZE - 1; p++) {
+        int imap = strchr(IMAPD_IMAP_LETTERS, *p) != NULL ||
+                   (*p >= 'a' && *p <= 'z' && (usable & (1u << (*p - 'a'))));
         int listed = strchr(letters, *p) != NULL;
         if (!imap || (op == IMAP_STORE_ADD) || (op == IMAP_STORE_REMOVE && !listed))
             tmp[n++] = *p;
     }
     if (op != IMAP_STORE_REMOVE)
-        for (const char *p = letters; *p && n < 30; p++)
+        for (const char *p = letters; *p; p++)
             tmp[n++] = *p;
     tmp[n] = '\0';
     if (mailbox_index_normalize_flags(tmp, out) < 0)
@@ -347,10 +367,11 @@ static void store_apply(const char *old, const char *letters, enum imap_store_op
 void imapd_cmd_store(struct imapd_session *s, struct imap_command *cmd)
 {
     struct imapd_mailbox *mb = s->mbox;
-    char letters[16];
+    char letters[IMAP_MSG_LETTERS_SIZE];
     const char *bad = NULL;
-    if (imap_msg_flags_to_maildir(cmd->u.store.flags, cmd->u.store.nflags, letters, &bad) < 0) {
-        imapd_tagged(s, cmd->tag, "BAD", "Error in IMAP command STORE: Invalid system flag %s",
+    if (imapd_flags_letters(mb->keywords, cmd->u.store.flags, cmd->u.store.nflags, 0, letters,
+                            &bad) < 0) {
+        imapd_tagged(s, cmd->tag, "BAD", "Error in IMAP command STORE: Invalid flag %s",
                      bad ? bad : "");
         return;
     }
@@ -380,6 +401,21 @@ void imapd_cmd_store(struct imapd_session *s, struct imap_command *cmd)
                      r > 0 ? IMAPD_INUSE_TEXT : "[SERVERBUG] Cannot lock the mailbox");
         return;
     }
+    /* Under the lock: new keywords get their letters (a removal needs
+       none: a keyword nobody has is on no message). */
+    int kr = imapd_flags_letters(mb->keywords, cmd->u.store.flags, cmd->u.store.nflags,
+                                 cmd->u.store.op != IMAP_STORE_REMOVE, letters, &bad);
+    if (kr != 0) {
+        if (kr == -2)
+            msg_warn("imapd: %s: cannot write %s/%s: %m", s->login, mb->path,
+                     MAILDIR_KEYWORDS_FILE);
+        imapd_mbox_unlock(s);
+        free(seqs);
+        imapd_mailbox_notify(s, 0);
+        imapd_tagged(s, cmd->tag, "NO", "%s",
+                     kr == 1 ? IMAPD_LIMIT_TEXT : "[SERVERBUG] Cannot store the keywords");
+        return;
+    }
     /* seqs[] entries set to 0 are skipped in the reply: modified since
        UNCHANGEDSINCE (kept in modified[]) or gone. */
     uint32_t *modified = NULL;
@@ -400,8 +436,8 @@ void imapd_cmd_store(struct imapd_session *s, struct imap_command *cmd)
             seqs[k] = 0;
             continue;
         }
-        char flags[16];
-        store_apply(im->flags, letters, cmd->u.store.op, flags);
+        char flags[MAILBOX_FLAGS_SIZE];
+        store_apply(mb, im->flags, letters, cmd->u.store.op, flags);
         if (strcmp(flags, im->flags) != 0 &&
             mailbox_index_set_flags(mb->index, v->uid, flags) < 0) {
             if (errno == ENOENT) {
@@ -414,6 +450,8 @@ void imapd_cmd_store(struct imapd_session *s, struct imap_command *cmd)
         }
     }
     imapd_mbox_unlock(s);   /* the write gives the mod-sequences */
+    /* RFC 3501 7.2.6: new keywords in FLAGS before the FETCH that shows them. */
+    imapd_mbox_keywords_notify(s);
 
     struct buf *out = imapd_out(s);
     for (size_t k = 0; k < n; k++) {
@@ -423,7 +461,7 @@ void imapd_cmd_store(struct imapd_session *s, struct imap_command *cmd)
         const struct mailbox_msg *im = mailbox_index_find(mb->index, v->uid);
         if (im == NULL)
             continue;
-        imapd_flags_visible(im->flags, v->flags);
+        imapd_view_told(mb, v, im->flags);
         v->modseq = im->modseq;
         if (cmd->u.store.silent && !mb->condstore)
             continue;
@@ -432,7 +470,7 @@ void imapd_cmd_store(struct imapd_session *s, struct imap_command *cmd)
             buf_printf(out, "UID %lu ", (unsigned long)v->uid);
         if (!cmd->u.store.silent) {
             buf_append_str(out, "FLAGS ");
-            imap_msg_flags_format(v->flags, v->recent, out);
+            imapd_view_flags_format(mb, v, out);
         }
         if (mb->condstore)
             buf_printf(out, "%sMODSEQ (%llu)", cmd->u.store.silent ? "" : " ",
@@ -468,6 +506,7 @@ struct search_state {
     int needs_content;
     int modseq_key;
     uint64_t max_modseq;
+    struct imapd_hdrcache headers;   /* kept message headers */
     struct buf result;
 };
 
@@ -478,6 +517,7 @@ static void search_state_free(struct search_state **st_p)
         return;
     *st_p = NULL;
     imap_search_free(&st->search);
+    imapd_hdrcache_free(&st->headers);
     buf_free(&st->result);
     free(st);
 }
@@ -530,7 +570,14 @@ static enum imapd_cmd_status search_run(struct imapd_session *s, const struct im
             continue;
         round++;
         struct imap_msg_content *content = NULL;
+        struct imap_msg_cache cache;
+        if (st->needs_content) {
+            memset(&cache, 0, sizeof(cache));
+            imapd_hdrcache_hooks(&st->headers, &cache);
+            msg.cache = &cache;
+        }
         int match = imap_search_match(st->search, &msg, &content);
+        msg.cache = NULL;
         imap_msg_content_free(&content);
         if (!match)
             continue;
@@ -538,6 +585,10 @@ static enum imapd_cmd_status search_run(struct imapd_session *s, const struct im
         if (msg.modseq > st->max_modseq)
             st->max_modseq = msg.modseq;
     }
+    /* Other sessions profit from the headers at once. */
+    imapd_hdrcache_flush(&st->headers);
+    if (st->headers.puts > 0 && mailbox_index_flush(mb->index) < 0)
+        msg_warn("imapd: %s: cannot write the index cache: %m", mb->path);
     struct buf *out = imapd_out(s);
     buf_append_str(out, "* SEARCH");
     buf_append(out, st->result.data, st->result.len);
@@ -570,6 +621,7 @@ void imapd_cmd_search(struct imapd_session *s, struct imap_command *cmd)
     struct imapd_mailbox *mb = s->mbox;
     struct search_state *st = xcalloc(1, sizeof(*st));
     buf_init(&st->result, 0);
+    imapd_hdrcache_init(&st->headers, mb->index);
     uint32_t max_uid = mb->count ? mb->msgs[mb->count - 1].uid : 0;
     st->search = imap_search_compile(cmd, (uint32_t)mb->count, max_uid);
     st->needs_content = imap_search_needs_content(st->search);

@@ -15,6 +15,12 @@
  *	then they stay in the view, marked gone, so sequence numbers keep
  *	their meaning for the client.
  *
+ *	Keywords: the folder's dovecot-keywords map (lib/maildir_keywords.h)
+ *	is read at SELECT and again after every sync; when it changed, the
+ *	client gets untagged FLAGS and OK [PERMANENTFLAGS] before the FETCH
+ *	updates that may show the new names. The view keeps the keyword
+ *	letters the map names as a bit set beside the system letters.
+ *
  *	\Recent (RFC 3501 2.3.2): the index keeps the first UID no session
  *	has claimed (mailbox_index_claim_recent). A read-write selection
  *	claims under the lock after every sync, and after its own APPEND
@@ -59,13 +65,143 @@
  * Small helpers shared by the selected-state files.
  */
 
-void imapd_flags_visible(const char *maildir_flags, char out[8])
+void imapd_flags_visible(const struct imapd_mailbox *mb, const char *maildir_flags, char out[6],
+                         uint32_t *keywords_r)
 {
     size_t n = 0;
     for (const char *p = IMAPD_IMAP_LETTERS; *p; p++)
         if (strchr(maildir_flags, *p) != NULL)
             out[n++] = *p;
     out[n] = '\0';
+    uint32_t usable = maildir_keywords_usable(mb->keywords), kw = 0;
+    for (const char *p = maildir_flags; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            kw |= 1u << (*p - 'a');
+    *keywords_r = kw & usable;
+}
+
+int imapd_view_differs(const struct imapd_mailbox *mb, const struct imapd_view_msg *v,
+                       const char *maildir_flags)
+{
+    char vis[6];
+    uint32_t kw;
+    imapd_flags_visible(mb, maildir_flags, vis, &kw);
+    return kw != v->keywords || strcmp(vis, v->flags) != 0;
+}
+
+void imapd_view_told(const struct imapd_mailbox *mb, struct imapd_view_msg *v,
+                     const char *maildir_flags)
+{
+    imapd_flags_visible(mb, maildir_flags, v->flags, &v->keywords);
+}
+
+void imapd_view_flags_format(const struct imapd_mailbox *mb, const struct imapd_view_msg *v,
+                             struct buf *out)
+{
+    char letters[IMAP_MSG_LETTERS_SIZE];
+    size_t n = strlen(v->flags);
+    memcpy(letters, v->flags, n);
+    for (unsigned k = 0; k < MAILDIR_KEYWORDS_MAX; k++)
+        if (v->keywords & (1u << k))
+            letters[n++] = (char)('a' + k);
+    letters[n] = '\0';
+    imap_msg_flags_format(letters, mb->keywords, v->recent, out);
+}
+
+/* " $Junk NonJunk": the folder's keywords, each after a space. */
+static void keywords_list(const struct imapd_mailbox *mb, struct buf *out)
+{
+    for (char l = 'a'; l <= 'z'; l++) {
+        const char *name = maildir_keywords_name(mb->keywords, l);
+        if (name != NULL) {
+            buf_append_char(out, ' ');
+            buf_append_str(out, name);
+        }
+    }
+}
+
+/* Untagged FLAGS (flags 1) or OK [PERMANENTFLAGS] (0) for the folder's
+   keywords as they are now. */
+static void flags_response(struct imapd_session *s, int flags)
+{
+    struct imapd_mailbox *mb = s->mbox;
+    struct buf kw;
+    buf_init(&kw, 0);
+    keywords_list(mb, &kw);
+    const char *names = kw.data ? kw.data : "";
+    if (flags)
+        imapd_untagged(s, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)", names);
+    else if (mb->readonly)
+        imapd_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox.");
+    else
+        /* \* only while a new keyword can still get a letter. */
+        imapd_untagged(s, "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+                          "\\Draft%s%s)] Flags permitted.",
+                       names, maildir_keywords_free_count(mb->keywords) > 0 ? " \\*" : "");
+    buf_free(&kw);
+    mb->keywords_told = maildir_keywords_generation(mb->keywords);
+}
+
+void imapd_mbox_keywords_notify(struct imapd_session *s)
+{
+    struct imapd_mailbox *mb = s->mbox;
+    if (mb != NULL && mb->keywords_told != maildir_keywords_generation(mb->keywords)) {
+        flags_response(s, 1);
+        flags_response(s, 0);
+        /* A letter may now name a keyword on messages nobody touched. */
+        mb->changed = 1;
+    }
+}
+
+/* Reads the folder's keyword map again when its file changed. */
+static void keywords_refresh(struct imapd_mailbox *mb)
+{
+    if (maildir_keywords_refresh(mb->keywords) < 0)
+        msg_warn("imapd: %s: cannot read %s: %m", mb->path, MAILDIR_KEYWORDS_FILE);
+}
+
+int imapd_flags_letters(struct maildir_keywords *kw, char *const *flags, size_t nflags,
+                        int define, char out[IMAP_MSG_LETTERS_SIZE], const char **bad_r)
+{
+    for (size_t i = 0; i < nflags; i++) {
+        if (flags[i][0] != '\\' && !maildir_keywords_valid(flags[i])) {
+            *bad_r = flags[i];
+            return -1;
+        }
+    }
+    int r = imap_msg_flags_to_maildir(flags, nflags, kw, out, bad_r);
+    if (r <= 0 || !define)
+        return r < 0 ? -1 : 0;
+    /* Another session may have defined them meanwhile. */
+    if (maildir_keywords_refresh(kw) < 0)
+        return -2;
+    r = imap_msg_flags_to_maildir(flags, nflags, kw, out, bad_r);
+    if (r <= 0)
+        return r < 0 ? -1 : 0;
+    /* All or none: count the new names (each spelling once) first. */
+    unsigned need = 0;
+    for (size_t i = 0; i < nflags; i++) {
+        if (flags[i][0] == '\\' || maildir_keywords_letter(kw, flags[i]) != 0)
+            continue;
+        size_t j = 0;
+        while (j < i && (flags[j][0] == '\\' || strcasecmp(flags[j], flags[i]) != 0))
+            j++;
+        need += j == i;
+    }
+    if (need > maildir_keywords_free_count(kw))
+        return 1;
+    for (size_t i = 0; i < nflags; i++) {
+        if (flags[i][0] == '\\')
+            continue;
+        char letter;
+        int a = maildir_keywords_add(kw, flags[i], &letter);
+        if (a != 0)
+            return a > 0 ? 1 : -2;
+    }
+    r = imap_msg_flags_to_maildir(flags, nflags, kw, out, bad_r);
+    if (r != 0)
+        msg_panic("imapd: keyword %s has no letter after it was added", *bad_r);
+    return 0;
 }
 
 static int open_cb(void *ctx, uint32_t uid)
@@ -89,6 +225,7 @@ const struct mailbox_msg *imapd_mbox_msg(struct imapd_session *s, uint32_t seq,
         .seq = seq,
         .uid = v->uid,
         .maildir_flags = im->flags,
+        .keywords = mb->keywords,
         .recent = v->recent,
         .internal_date = im->internal_date,
         .crlf_size = im->crlf_size,
@@ -271,7 +408,7 @@ static void move_new_to_cur(struct imapd_mailbox *mb)
         const struct mailbox_msg *m = mailbox_index_find(mb->index, uids[i]);
         if (m == NULL)
             continue;
-        char flags[16];
+        char flags[MAILBOX_FLAGS_SIZE];
         snprintf(flags, sizeof(flags), "%s", m->flags);
         if (mailbox_index_set_flags(mb->index, uids[i], flags) < 0 && errno != ENOENT)
             msg_warn("imapd: %s: cannot move a new message to cur/: %m", mb->path);
@@ -290,6 +427,7 @@ static int sync_locked(struct imapd_mailbox *mb)
     if (!mb->readonly)
         move_new_to_cur(mb);
     recent_update(mb, 1);
+    keywords_refresh(mb);
     return 0;
 }
 
@@ -335,7 +473,7 @@ static void view_append(struct imapd_mailbox *mb, const struct mailbox_msg *m, i
     struct imapd_view_msg *v = &mb->msgs[mb->count++];
     memset(v, 0, sizeof(*v));
     v->uid = m->uid;
-    imapd_flags_visible(m->flags, v->flags);
+    imapd_view_told(mb, v, m->flags);
     v->recent = (uint8_t)(recent != 0);
     v->modseq = m->modseq;
 }
@@ -393,6 +531,7 @@ static void mailbox_free(struct imapd_mailbox **mb_p)
         return;
     *mb_p = NULL;
     mailbox_index_close(&mb->index);
+    maildir_keywords_free(&mb->keywords);
     free(mb->path);
     free(mb->name);
     free(mb->msgs);
@@ -407,7 +546,7 @@ static void flags_fetch(struct imapd_session *s, uint32_t seq, const struct imap
     if (s->mbox->condstore)
         buf_printf(out, "UID %lu ", (unsigned long)v->uid);
     buf_append_str(out, "FLAGS ");
-    imap_msg_flags_format(v->flags, v->recent, out);
+    imapd_view_flags_format(s->mbox, v, out);
     if (s->mbox->condstore)
         buf_printf(out, " MODSEQ (%llu)", (unsigned long long)v->modseq);
     buf_append_str(out, ")\r\n");
@@ -426,6 +565,8 @@ int imapd_mbox_refresh(struct imapd_session *s, int allow_expunge)
         else if (r > 0)
             busy = 1;
     }
+    /* New keywords first: the FETCH updates below may show them. */
+    imapd_mbox_keywords_notify(s);
     /* Nothing new since the last comparison: spare the walk over a view
        of perhaps 100,000 messages on every command. */
     if (!mb->changed && !(allow_expunge && mb->gone_count > 0))
@@ -475,10 +616,8 @@ int imapd_mbox_refresh(struct imapd_session *s, int allow_expunge)
             j++;
         if (j >= n || msgs[j].uid != v->uid)
             continue;
-        char vis[8];
-        imapd_flags_visible(msgs[j].flags, vis);
-        if (strcmp(vis, v->flags) != 0) {
-            memcpy(v->flags, vis, sizeof(vis));
+        if (imapd_view_differs(mb, v, msgs[j].flags)) {
+            imapd_view_told(mb, v, msgs[j].flags);
             v->modseq = msgs[j].modseq;
             flags_fetch(s, (uint32_t)(i + 1), v);
         }
@@ -524,6 +663,7 @@ int imapd_mailbox_select(struct imapd_session *s, const char *name, int readonly
     mb->name = xstrdup(name);
     mb->readonly = readonly;
     mb->condstore = condstore || (s->enabled & IMAPD_ENABLED_CONDSTORE) != 0;
+    mb->keywords = maildir_keywords_new(path);
     s->mbox = mb;
 
     int r = mailbox_index_lock(index, 1);
@@ -544,12 +684,13 @@ int imapd_mailbox_select(struct imapd_session *s, const char *name, int readonly
            catches up. Dropping and asking again loads it from LMDB. */
         mailbox_index_drop_messages(index);
         recent_update(mb, 0);
+        keywords_refresh(mb);
     }
     mb->uidvalidity = mailbox_index_uidvalidity(index);
     size_t recent = 0;
     (void)take_new(mb, &recent);
 
-    imapd_untagged(s, "FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
+    flags_response(s, 1);
     imapd_untagged(s, "%lu EXISTS", (unsigned long)mb->count);
     imapd_untagged(s, "%lu RECENT", (unsigned long)recent);
     for (size_t i = 0; i < mb->count; i++) {
@@ -561,11 +702,7 @@ int imapd_mailbox_select(struct imapd_session *s, const char *name, int readonly
     imapd_untagged(s, "OK [UIDVALIDITY %lu] UIDs valid", (unsigned long)mb->uidvalidity);
     imapd_untagged(s, "OK [UIDNEXT %lu] Predicted next UID",
                    (unsigned long)mailbox_index_uidnext(index));
-    if (readonly)
-        imapd_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox.");
-    else
-        imapd_untagged(s, "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
-                          "\\Draft)] Flags permitted.");
+    flags_response(s, 0);
     /* RFC 7162 3.1.2.1: a server that offers CONDSTORE sends it on every
        SELECT; 0 would mean "no mod-sequences", so start at 1. */
     uint64_t hms = mailbox_index_highest_modseq(index);
@@ -735,7 +872,7 @@ void imapd_mailbox_flags_told(struct imapd_session *s, uint32_t seq, const char 
 {
     if (s->mbox == NULL || seq == 0 || seq > s->mbox->count)
         return;
-    imapd_flags_visible(flags, s->mbox->msgs[seq - 1].flags);
+    imapd_view_told(s->mbox, &s->mbox->msgs[seq - 1], flags);
 }
 
 /*

@@ -8,7 +8,8 @@
  *
  *	The view is an array in sequence-number order (which is UID order)
  *	of what this session has told its client: UID, the IMAP flags
- *	(Maildir letters of D F R S T only), \Recent and the mod-sequence.
+ *	(Maildir letters of D F R S T, and the keyword letters the folder's
+ *	map names as a bit set), \Recent and the mod-sequence.
  *	A message another session expunged stays in the view, marked gone,
  *	until an EXPUNGE response may be sent (RFC 3501 7.4.1).
  *
@@ -26,13 +27,15 @@
 #include "imap_msg.h"
 #include "imapd.h"
 #include "mailbox_index.h"
+#include "maildir_keywords.h"
 
-/* The flags a client can see and set, as Maildir letters. */
+/* The system flags a client can see and set, as Maildir letters. */
 #define IMAPD_IMAP_LETTERS "DFRST"
 
 struct imapd_view_msg {
     uint32_t uid;
-    char flags[8];      /* IMAP-visible Maildir letters as last told, sorted */
+    uint32_t keywords;  /* bit n: keyword letter 'a'+n, as last told */
+    char flags[6];      /* IMAP-visible system letters as last told, sorted */
     uint8_t recent;     /* \Recent for this session */
     uint8_t gone;       /* no longer in the index; EXPUNGE not yet sent */
     uint64_t modseq;    /* as last told (CONDSTORE) */
@@ -46,6 +49,10 @@ struct imapd_mailbox {
     struct mailbox_index *index;
     char *path;                 /* the folder's Maildir */
     char *name;                 /* the mailbox name, for the log */
+    /* The folder's keyword map (refreshed with every sync) and the
+       generation of it the client was last told in FLAGS. */
+    struct maildir_keywords *keywords;
+    unsigned keywords_told;
     int readonly;
     int condstore;              /* CONDSTORE enabled for this selection */
     uint32_t uidvalidity;
@@ -87,8 +94,32 @@ int imapd_mbox_refresh(struct imapd_session *s, int allow_expunge);
    NULL when the index no longer has it. */
 const struct mailbox_msg *imapd_mbox_msg(struct imapd_session *s, uint32_t seq,
                                          struct imap_msg *msg);
-/* The IMAP-visible part of Maildir flags ("DFRST" letters only). */
-void imapd_flags_visible(const char *maildir_flags, char out[8]);
+/* The IMAP-visible part of Maildir flags: the "DFRST" letters in out,
+   the keyword letters the folder's map names as bits in *keywords_r. */
+void imapd_flags_visible(const struct imapd_mailbox *mb, const char *maildir_flags, char out[6],
+                         uint32_t *keywords_r);
+/* 1 when maildir_flags look different to the client than what v was
+   last told. */
+int imapd_view_differs(const struct imapd_mailbox *mb, const struct imapd_view_msg *v,
+                       const char *maildir_flags);
+/* Notes that the client is told maildir_flags for v. */
+void imapd_view_told(const struct imapd_mailbox *mb, struct imapd_view_msg *v,
+                     const char *maildir_flags);
+/* "(\Seen $Junk)" of v as last told, appended to out. */
+void imapd_view_flags_format(const struct imapd_mailbox *mb, const struct imapd_view_msg *v,
+                             struct buf *out);
+/* Queues untagged FLAGS and OK [PERMANENTFLAGS] when the folder's
+   keywords changed since the client was last told (RFC 3501 7.2.6). */
+void imapd_mbox_keywords_notify(struct imapd_session *s);
+/* Maildir letters for the flags of a STORE, APPEND or COPY into a
+   folder whose lock the caller holds, defining the keywords kw does
+   not know yet (define 0: leave them out, for a removal). Returns 0;
+   -1 with *bad_r for \Recent or an unknown system flag; 1 when the
+   folder has no room for the new keywords (nothing defined then:
+   NO [LIMIT]); -2 with errno when the map cannot be written. */
+int imapd_flags_letters(struct maildir_keywords *kw, char *const *flags, size_t nflags,
+                        int define, char out[IMAP_MSG_LETTERS_SIZE], const char **bad_r);
+#define IMAPD_LIMIT_TEXT "[LIMIT] Too many keywords in the mailbox"
 
 /* Resolves a sequence set (uid 0) or UID set (uid 1) against the view
    into *seqs_r (ascending sequence numbers, malloc'd; NULL when none).

@@ -2,10 +2,14 @@
  * NAME
  *	imap_msg - flags, dates and the loaded message of lib/imap_msg.h
  * DESCRIPTION
- *	Maildir letters <-> IMAP system flags, INTERNALDATE text, RFC 5322
+ *	Maildir letters <-> IMAP flags (system flags, and keywords through
+ *	the folder's map), INTERNALDATE text, RFC 5322
  *	Date: parsing for SENT* searches, and imap_msg_content_load(),
  *	which reads a message file (its header alone when that is enough)
- *	and parses it with lib/mime once.
+ *	and parses it with lib/mime once. For header-only needs it first
+ *	asks the caller's header_get hook (struct imap_msg_cache) and
+ *	parses the kept header instead of opening the file; a header it
+ *	reads from a file goes to the header_loaded hook.
  *
  *	The date parser takes RFC 5322 dates and the obsolete forms still
  *	found in old mail: no weekday, no seconds, two- and three-digit
@@ -15,7 +19,9 @@
  * LIMITS
  *	IMAP_MSG_MAX_LOAD bytes per message, IMAP_MSG_MAX_HEADER for a
  *	header-only load (a longer header makes the load take the whole
- *	file). Years 1900..9999; INTERNALDATE clamps to 1970..9999.
+ *	file); headers up to IMAP_MSG_CACHE_HEADER_MAX go to
+ *	header_loaded. A kept header is parsed like a file's, whatever
+ *	its bytes. Years 1900..9999; INTERNALDATE clamps to 1970..9999.
  * DIAGNOSTICS
  *	imap_msg_content_load() returns -1 with errno: the open callback's
  *	errno, EFBIG for a file over IMAP_MSG_MAX_LOAD, read()'s errno.
@@ -42,7 +48,8 @@ static const struct {
 };
 #define NSYSTEM_FLAGS (sizeof(system_flags) / sizeof(system_flags[0]))
 
-void imap_msg_flags_format(const char *maildir_flags, int recent, struct buf *out)
+void imap_msg_flags_format(const char *maildir_flags, const struct maildir_keywords *kw,
+                           int recent, struct buf *out)
 {
     int first = 1;
     buf_append_char(out, '(');
@@ -58,19 +65,38 @@ void imap_msg_flags_format(const char *maildir_flags, int recent, struct buf *ou
         if (!first)
             buf_append_char(out, ' ');
         buf_append_str(out, "\\Recent");
+        first = 0;
+    }
+    for (const char *p = maildir_flags; kw != NULL && p != NULL && *p != '\0'; p++) {
+        const char *name = maildir_keywords_name(kw, *p);
+        if (name == NULL)
+            continue;
+        if (!first)
+            buf_append_char(out, ' ');
+        buf_append_str(out, name);
+        first = 0;
     }
     buf_append_char(out, ')');
 }
 
-int imap_msg_flags_to_maildir(char *const *flags, size_t nflags, char out[16],
-                              const char **bad_r)
+int imap_msg_flags_to_maildir(char *const *flags, size_t nflags,
+                              const struct maildir_keywords *kw,
+                              char out[IMAP_MSG_LETTERS_SIZE], const char **bad_r)
 {
     unsigned mask = 0;
+    uint32_t keywords = 0;
+    const char *unknown = NULL;
     out[0] = '\0';
     for (size_t i = 0; i < nflags; i++) {
         const char *f = flags[i];
-        if (f[0] != '\\')
-            continue;  /* a keyword: not kept */
+        if (f[0] != '\\') {
+            char letter = maildir_keywords_letter(kw, f);
+            if (letter != 0)
+                keywords |= 1u << (letter - 'a');
+            else if (unknown == NULL)
+                unknown = f;
+            continue;
+        }
         size_t k = 0;
         while (k < NSYSTEM_FLAGS && strcasecmp(f, system_flags[k].name) != 0)
             k++;
@@ -88,7 +114,15 @@ int imap_msg_flags_to_maildir(char *const *flags, size_t nflags, char out[16],
         for (size_t k = 0; k < NSYSTEM_FLAGS; k++)
             if ((mask & (1u << k)) && system_flags[k].letter == *l)
                 out[n++] = *l;
+    for (unsigned k = 0; k < MAILDIR_KEYWORDS_MAX; k++)
+        if (keywords & (1u << k))
+            out[n++] = (char)('a' + k);
     out[n] = '\0';
+    if (unknown != NULL) {
+        if (bad_r != NULL)
+            *bad_r = unknown;
+        return 1;
+    }
     return 0;
 }
 
@@ -148,7 +182,25 @@ static size_t header_end(const char *data, size_t len, size_t *scan_p)
     return 0;
 }
 
-static int load(const struct imap_msg *msg, int whole, struct imap_msg_content **content_r)
+/* Hands the header of a file just read (what a header-only load keeps)
+   to the caller's header_loaded hook. */
+static void report_header(const struct imap_msg *msg, const char *data, size_t len,
+                          size_t hend)
+{
+    const struct imap_msg_cache *cache = msg->cache;
+    if (cache == NULL || cache->header_loaded == NULL)
+        return;
+    if (hend == 0) {
+        size_t scan = 0;
+        hend = header_end(data, len, &scan);
+    }
+    size_t hlen = hend > 0 ? hend : len;
+    if (hlen <= IMAP_MSG_CACHE_HEADER_MAX)
+        cache->header_loaded(cache->header_ctx, msg->uid, data, hlen);
+}
+
+static int load(const struct imap_msg *msg, int whole, int report,
+                struct imap_msg_content **content_r)
 {
     int fd = msg->open(msg->open_ctx, msg->uid);
     if (fd < 0)
@@ -213,6 +265,8 @@ static int load(const struct imap_msg *msg, int whole, struct imap_msg_content *
         errno = EFBIG;
         return -1;
     }
+    if (report)
+        report_header(msg, data, len, eof ? 0 : hend);
     struct imap_msg_content *c = xcalloc(1, sizeof(*c));
     c->uid = msg->uid;
     c->data = data;
@@ -223,20 +277,71 @@ static int load(const struct imap_msg *msg, int whole, struct imap_msg_content *
     return 0;
 }
 
-int imap_msg_content_load(const struct imap_msg *msg, enum imap_msg_need need,
-                          struct imap_msg_content **content_p)
+int imap_msg_content_cached(const struct imap_msg *msg, struct imap_msg_content **content_p)
+{
+    struct imap_msg_content *c = *content_p;
+    if (c != NULL && c->uid == msg->uid)
+        return 1;
+    const struct imap_msg_cache *cache = msg->cache;
+    if (cache == NULL || cache->header_get == NULL)
+        return 0;
+    size_t len = 0;
+    char *header = cache->header_get(cache->header_ctx, msg->uid, &len);
+    if (header == NULL)
+        return 0;
+    /* The same bytes as a header-only load from the file gives, so the
+       same items; parsed when an item needs the tree (header SEARCH
+       keys do not: the header is data[0..size), as lib/mime would end
+       it at the same first empty line). */
+    struct imap_msg_content *fresh = xcalloc(1, sizeof(*fresh));
+    fresh->uid = msg->uid;
+    fresh->data = header;
+    fresh->size = len;
+    fresh->whole = 0;
+    imap_msg_content_free(content_p);
+    *content_p = fresh;
+    return 1;
+}
+
+void imap_msg_content_parse(struct imap_msg_content *c)
+{
+    if (c->mime == NULL)
+        c->mime = mime_message_parse(c->data, c->size, NULL);
+}
+
+static int content_load(const struct imap_msg *msg, enum imap_msg_need need, int asked,
+                        struct imap_msg_content **content_p)
 {
     struct imap_msg_content *c = *content_p;
     if (need == IMAP_MSG_NEED_NONE)
         return 0;
     if (c != NULL && c->uid == msg->uid && (c->whole || need == IMAP_MSG_NEED_HEADER))
         return 0;
+    if (need == IMAP_MSG_NEED_HEADER && !asked && imap_msg_content_cached(msg, content_p))
+        return 0;
+    /* A header is reported when the caller's cache lacks it: the
+       header_get hook was asked in vain (a whole load for some other
+       reason says nothing, or every BODY[] fetch would store headers
+       again). */
+    int report = need == IMAP_MSG_NEED_HEADER || asked;
     struct imap_msg_content *fresh = NULL;
-    if (load(msg, need == IMAP_MSG_NEED_WHOLE, &fresh) < 0)
+    if (load(msg, need == IMAP_MSG_NEED_WHOLE, report, &fresh) < 0)
         return -1;
     imap_msg_content_free(content_p);
     *content_p = fresh;
     return 0;
+}
+
+int imap_msg_content_load(const struct imap_msg *msg, enum imap_msg_need need,
+                          struct imap_msg_content **content_p)
+{
+    return content_load(msg, need, 0, content_p);
+}
+
+int imap_msg_content_load_uncached(const struct imap_msg *msg, enum imap_msg_need need,
+                                   struct imap_msg_content **content_p)
+{
+    return content_load(msg, need, 1, content_p);
 }
 
 /* ---- RFC 5322 dates ---- */

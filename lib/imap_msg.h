@@ -15,7 +15,9 @@
  *
  *	Flags: the Maildir letters of the file name map to IMAP system
  *	flags D \Draft, F \Flagged, R \Answered, S \Seen, T \Deleted;
- *	P (passed) has no IMAP flag and is not shown. \Recent comes from
+ *	P (passed) has no IMAP flag and is not shown. Letters 'a'..'z' are
+ *	keywords, named by the folder's map (lib/maildir_keywords.h); a
+ *	letter the map does not name is not shown. \Recent comes from
  *	the session, not from the file.
  *
  *	FETCH (imap_msg_fetch): renders "* <seq> FETCH (...)\r\n" for the
@@ -32,7 +34,10 @@
  *	ENVELOPE / BODY / BODYSTRUCTURE texts (struct imap_msg_cache) hands
  *	them in with the message and is told of the ones rendered; they
  *	still appear in the client's order, and the file is not opened when
- *	nothing else needs it.
+ *	nothing else needs it. The same hook carries the raw header: a
+ *	caller that keeps headers hands them in on demand (header_get) and
+ *	is given those read from files (header_loaded), so header items
+ *	and header SEARCH keys need no file once the header is kept.
  *
  *	SEARCH (imap_search_*): a parsed key tree is compiled once per
  *	command (sequence sets resolved against the view), then matched
@@ -49,8 +54,9 @@
  *	A message is loaded whole into memory (read, not mmap, so a file
  *	truncated by another tool cannot fault us) up to
  *	IMAP_MSG_MAX_LOAD (the callers' message_size_limit is lower); the
- *	header-only load reads at most IMAP_MSG_MAX_HEADER bytes. Decoded
- *	text for matching is produced per part in pieces, never the whole
+ *	header-only load reads at most IMAP_MSG_MAX_HEADER bytes; headers
+ *	over IMAP_MSG_CACHE_HEADER_MAX (8 KiB) are not offered for keeping.
+ *	Decoded text for matching is produced per part in pieces, never the whole
  *	decoded message at once.
  * DIAGNOSTICS
  *	A file that vanished or cannot be read: imap_msg_fetch returns -1
@@ -66,9 +72,14 @@
 
 #include "buf.h"
 #include "imap_parser.h"
+#include "maildir_keywords.h"
 
 #define IMAP_MSG_MAX_LOAD ((size_t)256 << 20)
 #define IMAP_MSG_MAX_HEADER ((size_t)1 << 20)
+/* Longest header handed to header_loaded (struct imap_msg_cache): a
+   mailbox's usual headers (1-4 KiB) fit, a header bloated by hundreds
+   of Received: lines is read from its file each time instead. */
+#define IMAP_MSG_CACHE_HEADER_MAX ((size_t)8 << 10)
 
 /* Opens the message file read-only, returns an fd or -1 with errno. */
 typedef int imap_msg_open_fn(void *ctx, uint32_t uid);
@@ -89,12 +100,30 @@ struct imap_msg_cache {
        caller can keep it; text is valid during the call only. */
     void (*rendered)(void *ctx, enum imap_fetch_item item, const char *text, size_t len);
     void *rendered_ctx;
+    /* The message header (its bytes up to and including the blank line
+       that ends it, as a header-only load reads them; the whole file
+       when it has no blank line). When not NULL, header_get is asked
+       for it before the file is opened for items or SEARCH keys that
+       need the header only (ENVELOPE, RFC822.HEADER, BODY[HEADER...]
+       of the message, SUBJECT, FROM, HEADER, SENT*, the header part of
+       TEXT ...): it returns a malloc'd copy that lib/imap_msg then owns
+       and frees (len in *len_r), or NULL to read the file. When not NULL,
+       header_loaded is called with the UID and the header read from the
+       file (after asking header_get, when set), if it is at most
+       IMAP_MSG_CACHE_HEADER_MAX bytes, each time the
+       file is loaded for header-only needs (or whole, by a SEARCH that
+       asked header_get in vain first); header is valid during the
+       call only. Both get header_ctx. */
+    char *(*header_get)(void *ctx, uint32_t uid, size_t *len_r);
+    void (*header_loaded)(void *ctx, uint32_t uid, const char *header, size_t len);
+    void *header_ctx;
 };
 
 struct imap_msg {
     uint32_t seq;
     uint32_t uid;
-    const char *maildir_flags;   /* sorted Maildir letters, "FRS" */
+    const char *maildir_flags;   /* sorted Maildir letters, "FRSab" */
+    const struct maildir_keywords *keywords;  /* names of 'a'..'z'; NULL: none */
     int recent;                  /* \Recent for this session */
     int64_t internal_date;       /* seconds since the epoch */
     uint64_t crlf_size;          /* RFC822.SIZE */
@@ -104,15 +133,24 @@ struct imap_msg {
     const struct imap_msg_cache *cache;   /* NULL: no cached texts, no callback */
 };
 
-/* "(\Answered \Seen)" (with \Recent when recent) appended to out. */
-void imap_msg_flags_format(const char *maildir_flags, int recent, struct buf *out);
-/* IMAP flag names -> Maildir letters (sorted, unique) in out. Keywords
-   are skipped: they are not kept (PERMANENTFLAGS does not offer \*, so
-   clients such as Thunderbird go on without them instead of failing).
-   Returns 0, or -1 for \Recent or an unknown system flag ("\Foo"):
-   *bad_r points to it. */
-int imap_msg_flags_to_maildir(char *const *flags, size_t nflags, char out[16],
-                              const char **bad_r);
+/* Maildir letters of IMAP flags: D F R S T and 26 keyword letters. */
+#define IMAP_MSG_LETTERS_SIZE 32
+/* "(\Answered \Seen \Recent $Junk)" appended to out: the system flags,
+   \Recent when recent, then the keywords kw names (in letter order;
+   kw NULL: none). */
+void imap_msg_flags_format(const char *maildir_flags, const struct maildir_keywords *kw,
+                           int recent, struct buf *out);
+/* IMAP flag names -> Maildir letters (sorted, unique) in out: system
+   flags as D F R S T, keywords as the letters kw gives them
+   (case-insensitive; kw NULL: none has one). Returns 0; 1 when some
+   keyword has no letter in kw (out holds the letters of the others;
+   *bad_r points to the first such keyword: the caller defines it with
+   maildir_keywords_add and asks again, or leaves it out of a removal);
+   -1 for \Recent or an unknown system flag ("\Foo"): *bad_r points to
+   it. */
+int imap_msg_flags_to_maildir(char *const *flags, size_t nflags,
+                              const struct maildir_keywords *kw,
+                              char out[IMAP_MSG_LETTERS_SIZE], const char **bad_r);
 /* INTERNALDATE text: "27-Nov-2026 09:47:16 +0000" (no quotes). */
 void imap_msg_date_format(int64_t t, struct buf *out);
 

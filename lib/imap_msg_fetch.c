@@ -25,6 +25,8 @@
  *	the message itself. ENVELOPE, BODY and BODYSTRUCTURE texts the
  *	caller kept (msg->cache) are written in the item's place and need
  *	no load; the ones rendered are handed to the caller's callback.
+ *	A header-only load takes the header the caller keeps (header_get)
+ *	when it has one, so those items need no file then either.
  * LIMITS
  *	A section's partial window is found by one scan of the section's
  *	bytes; HEADER.FIELDS is built in memory (at most the header's size
@@ -363,7 +365,7 @@ static void render_item(struct render *r, const struct imap_fetch_att *att)
         /* These writers cannot report out's limit: go through tmp. */
         item_start(r, "FLAGS ");
         buf_init(&tmp, 0);
-        imap_msg_flags_format(msg->maildir_flags, msg->recent, &tmp);
+        imap_msg_flags_format(msg->maildir_flags, msg->keywords, msg->recent, &tmp);
         chk(r, buf_append(r->out, tmp.data, tmp.len));
         buf_free(&tmp);
         break;
@@ -426,6 +428,8 @@ int imap_msg_fetch(const struct imap_command *cmd, const struct imap_msg *msg,
     enum imap_msg_need need = fetch_need(cmd, msg->cache);
     if (imap_msg_content_load(msg, need, content_p) < 0)
         return -1;
+    if (need != IMAP_MSG_NEED_NONE)
+        imap_msg_content_parse(*content_p);
     struct render r = {.out = out, .msg = msg, .content = need ? *content_p : NULL};
     size_t start = out->len;
     static const struct imap_fetch_att uid_att = {.item = IMAP_FETCH_UID};

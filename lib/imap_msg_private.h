@@ -28,7 +28,10 @@ struct imap_msg_content {
     char *data;                 /* the bytes read, xmalloc'd */
     size_t size;                /* bytes given to the MIME parser */
     int whole;                  /* size covers the whole file */
-    struct mime_message *mime;  /* parsed over data[0..size) */
+    struct mime_message *mime;  /* parsed over data[0..size); NULL for a header
+                                   from the caller's cache until
+                                   imap_msg_content_parse (a SEARCH needs
+                                   no tree to match header keys) */
 };
 
 /* Makes *content_p hold at least what need asks for (a header-only copy
@@ -38,6 +41,20 @@ struct imap_msg_content {
    as it was. */
 int imap_msg_content_load(const struct imap_msg *msg, enum imap_msg_need need,
                           struct imap_msg_content **content_p);
+/* The header hooks of msg->cache (struct imap_msg_cache): for need
+   HEADER, imap_msg_content_load asks header_get before it opens the
+   file, and reports a header it reads to header_loaded.
+   imap_msg_content_cached returns 1 when *content_p holds msg (its
+   header at least: loaded before, or given now by header_get), 0 when
+   the file would have to be read. imap_msg_content_load_uncached is
+   imap_msg_content_load for a caller whose header_get just failed: a
+   whole load reports its header too, and header_get is not asked
+   again. */
+int imap_msg_content_cached(const struct imap_msg *msg, struct imap_msg_content **content_p);
+/* Parses c->data[0..size) into c->mime if that was not done yet. */
+void imap_msg_content_parse(struct imap_msg_content *c);
+int imap_msg_content_load_uncached(const struct imap_msg *msg, enum imap_msg_need need,
+                                   struct imap_msg_content **content_p);
 
 /* Days since 1970-01-01 of a Gregorian date (negative before). */
 int64_t imap_msg_days(int year, int month, int day);

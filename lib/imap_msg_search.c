@@ -11,9 +11,16 @@
  *	and OR tries its cheaper side first, so a message is only loaded
  *	when the cheap keys did not settle the answer; it is then loaded
  *	once, as far as the most demanding key needs (header or whole).
+ *	Header keys (SUBJECT, FROM, TO, CC, BCC, HEADER, SENT*, the header
+ *	part of TEXT) first take the header the caller keeps (the
+ *	header_get hook of msg->cache), so a search that needs no body
+ *	reads no file for a message whose header is kept; a header read
+ *	from a file goes to the header_loaded hook.
  *
- *	Flags: KEYWORD never matches and UNKEYWORD always does, since
- *	keywords are not kept. NEW is RECENT UNSEEN, OLD is NOT RECENT.
+ *	Flags: KEYWORD matches a message whose file name has the letter
+ *	the folder's keyword map gives the keyword (case-insensitive); a
+ *	keyword the map does not know matches nothing (UNKEYWORD: every
+ *	message). NEW is RECENT UNSEEN, OLD is NOT RECENT.
  *	LARGER/SMALLER compare RFC822.SIZE. MODSEQ n matches mod-sequences
  *	>= n (RFC 7162 3.1.5). Text keys: see imap_msg_text.c; FROM, TO,
  *	CC and BCC match the field's decoded text or one of its parsed
@@ -187,8 +194,12 @@ static void compile_node(struct snode *n, const struct imap_search_key *k, uint3
     case IMAP_SEARCH_UNDRAFT:
     case IMAP_SEARCH_UNFLAGGED:
     case IMAP_SEARCH_UNSEEN:
+        break;
     case IMAP_SEARCH_KEYWORD:
     case IMAP_SEARCH_UNKEYWORD:
+        /* Matched by name: the map is the message's (imap_msg.keywords). */
+        n->field_copy = xstrdup(k->u.string);
+        n->field = n->field_copy;
         break;
     case IMAP_SEARCH_TYPE_COUNT:
         msg_panic("imap_search: key type %d", (int)k->type);
@@ -236,12 +247,25 @@ struct match_ctx {
     struct imap_msg_content **content_p;
 };
 
-/* The loaded message, or NULL when it cannot be read. */
-static const struct imap_msg_content *content(struct match_ctx *m)
+/* The loaded message as far as need, or NULL when it cannot be read.
+   The file is read once, as far as the whole search needs; a header
+   the caller keeps (msg->cache) answers header keys without it, and a
+   whole load then follows only when a key needs the body. */
+static const struct imap_msg_content *content(struct match_ctx *m, enum imap_msg_need need)
 {
+    enum imap_msg_need most = m->search->root.need;
     if (m->search->load_failed)
         return NULL;
-    if (imap_msg_content_load(m->msg, m->search->root.need, m->content_p) < 0) {
+    if (need == IMAP_MSG_NEED_HEADER && most == IMAP_MSG_NEED_WHOLE) {
+        if (imap_msg_content_cached(m->msg, m->content_p))
+            return *m->content_p;
+        if (imap_msg_content_load_uncached(m->msg, most, m->content_p) < 0) {
+            m->search->load_failed = 1;
+            return NULL;
+        }
+        return *m->content_p;
+    }
+    if (imap_msg_content_load(m->msg, most, m->content_p) < 0) {
         m->search->load_failed = 1;
         return NULL;
     }
@@ -253,21 +277,40 @@ static int has_flag(const struct imap_msg *msg, char letter)
     return msg->maildir_flags != NULL && strchr(msg->maildir_flags, letter) != NULL;
 }
 
+static int has_keyword(const struct imap_msg *msg, const char *name)
+{
+    char letter = maildir_keywords_letter(msg->keywords, name);
+    return letter != 0 && has_flag(msg, letter);
+}
+
 static int64_t day_of(int64_t t)
 {
     return t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
 }
 
+/* The message header within c->data. A header from the caller's cache
+   is not parsed: it is all of data (what lib/mime's root would say). */
+static void root_header(const struct imap_msg_content *c, size_t *offset_r, size_t *size_r)
+{
+    if (c->mime == NULL) {
+        *offset_r = 0;
+        *size_r = c->size;
+        return;
+    }
+    *offset_r = c->mime->root->header_offset;
+    *size_r = c->mime->root->header_size;
+}
+
 static int64_t sent_day(struct match_ctx *m)
 {
-    const struct imap_msg_content *c = content(m);
+    const struct imap_msg_content *c = content(m, IMAP_MSG_NEED_HEADER);
     if (c != NULL) {
-        const struct mime_part *root = c->mime->root;
+        size_t offset, size;
+        root_header(c, &offset, &size);
         struct mime_field f;
         int year, month, day;
-        if (mime_header_find(c->mime->data, root->header_offset, root->header_size, "Date",
-                             &f) &&
-            imap_msg_parse_date(c->mime->data + f.value_offset, f.value_len, NULL, &year,
+        if (mime_header_find(c->data, offset, size, "Date", &f) &&
+            imap_msg_parse_date(c->data + f.value_offset, f.value_len, NULL, &year,
                                 &month, &day) == 0)
             return imap_msg_days(year, month, day);
     }
@@ -276,11 +319,12 @@ static int64_t sent_day(struct match_ctx *m)
 
 static int header_has(struct match_ctx *m, const struct snode *n, const char *field)
 {
-    const struct imap_msg_content *c = content(m);
+    const struct imap_msg_content *c = content(m, IMAP_MSG_NEED_HEADER);
     if (c == NULL)
         return 0;
-    const struct mime_part *root = c->mime->root;
-    return imap_msg_header_contains(c->mime->data, root->header_offset, root->header_size,
+    size_t offset, size;
+    root_header(c, &offset, &size);
+    return imap_msg_header_contains(c->data, offset, size,
                                     field, n->needle.data, n->needle.len);
 }
 
@@ -290,11 +334,12 @@ static int address_has(struct match_ctx *m, const struct snode *n)
 {
     if (header_has(m, n, n->field))
         return 1;
-    const struct imap_msg_content *c = content(m);
+    const struct imap_msg_content *c = content(m, IMAP_MSG_NEED_HEADER);
     if (c == NULL)
         return 0;
-    const struct mime_part *root = c->mime->root;
-    return imap_msg_address_contains(c->mime->data, root->header_offset, root->header_size,
+    size_t offset, size;
+    root_header(c, &offset, &size);
+    return imap_msg_address_contains(c->data, offset, size,
                                      n->field, n->needle.data, n->needle.len);
 }
 
@@ -345,9 +390,9 @@ static int match_node(struct match_ctx *m, const struct snode *n)
     case IMAP_SEARCH_RECENT:
         return msg->recent != 0;
     case IMAP_SEARCH_KEYWORD:
-        return 0;
+        return has_keyword(msg, n->field);
     case IMAP_SEARCH_UNKEYWORD:
-        return 1;
+        return !has_keyword(msg, n->field);
     case IMAP_SEARCH_BCC:
     case IMAP_SEARCH_CC:
     case IMAP_SEARCH_FROM:
@@ -359,14 +404,16 @@ static int match_node(struct match_ctx *m, const struct snode *n)
     case IMAP_SEARCH_BODY:
         if (n->needle.len == 0)
             return 1;
-        c = content(m);
+        c = content(m, IMAP_MSG_NEED_WHOLE);
         return c != NULL && imap_msg_body_contains(c->mime, n->needle.data, n->needle.len);
     case IMAP_SEARCH_TEXT:
         if (n->needle.len == 0)
             return 1;
-        c = content(m);
-        return c != NULL && (header_has(m, n, NULL) ||
-                             imap_msg_body_contains(c->mime, n->needle.data, n->needle.len));
+        /* The header first: a kept one may settle it without the file. */
+        if (header_has(m, n, NULL))
+            return 1;
+        c = content(m, IMAP_MSG_NEED_WHOLE);
+        return c != NULL && imap_msg_body_contains(c->mime, n->needle.data, n->needle.len);
     case IMAP_SEARCH_BEFORE:
         return day_of(msg->internal_date) < n->day;
     case IMAP_SEARCH_ON:

@@ -75,7 +75,7 @@ static struct index_env *env_list;
  * Maildir names.
  */
 
-int mailbox_index_normalize_flags(const char *flags, char out[16])
+int mailbox_index_normalize_flags(const char *flags, char out[MAILBOX_FLAGS_SIZE])
 {
     unsigned char seen[128] = { 0 };
     for (const char *p = flags; *p; p++) {
@@ -87,7 +87,7 @@ int mailbox_index_normalize_flags(const char *flags, char out[16])
         seen[c] = 1;
     }
     size_t n = 0;
-    for (unsigned c = 'A'; c <= 'z' && n < 15; c++)
+    for (unsigned c = 'A'; c <= 'z'; c++)
         if (seen[c])
             out[n++] = (char)c;
     out[n] = '\0';
@@ -123,7 +123,7 @@ int mailbox_index_parse_name(const char *name, size_t len, struct maildir_name *
                 seen[c] = 1;
         }
         size_t n = 0;
-        for (unsigned c = 'A'; c <= 'z' && n < 15; c++)
+        for (unsigned c = 'A'; c <= 'z'; c++)
             if (seen[c])
                 r->flags[n++] = (char)c;
         r->flags[n] = '\0';
@@ -244,7 +244,9 @@ static int record_parse(const unsigned char *d, size_t len, uint32_t uid, struct
     size_t bl = (size_t)d[42] | (size_t)d[43] << 8;
     size_t pl = (size_t)d[44] | (size_t)d[45] << 8;
     size_t fl = d[46];
-    if (RECORD_HEAD + bl + pl + fl != len || bl == 0 || pl < 5 || fl > 15)
+    /* Records written before keywords were kept have at most 15 letters;
+       the format is the same, so they read as they are. */
+    if (RECORD_HEAD + bl + pl + fl != len || bl == 0 || pl < 5 || fl >= MAILBOX_FLAGS_SIZE)
         return -1;
     const char *base = (const char *)d + RECORD_HEAD, *path = base + bl, *flags = path + pl;
     if (memchr(base, '\0', bl) || memchr(path, '\0', pl) || memchr(flags, '\0', fl) ||
@@ -1088,7 +1090,7 @@ static void set_path(struct mailbox_index *ix, struct mailbox_msg *m, struct msg
 
 int mailbox_index_set_flags(struct mailbox_index *ix, uint32_t uid, const char *flags)
 {
-    char norm[16];
+    char norm[MAILBOX_FLAGS_SIZE];
     if (mailbox_index_normalize_flags(flags, norm) < 0)
         return -1;
     struct msg_extra *x;
@@ -1096,6 +1098,11 @@ int mailbox_index_set_flags(struct mailbox_index *ix, uint32_t uid, const char *
     struct mailbox_msg *m = msg_get(ix, uid, &x, &pos);
     if (m == NULL) {
         errno = ENOENT;
+        return -1;
+    }
+    if (strlen(m->base) + 3 + strlen(norm) > NAME_LIMIT) {
+        /* A sync would not take such a name for a message. */
+        errno = ENAMETOOLONG;
         return -1;
     }
     char *path = xasprintf("cur/%s:2,%s", m->base, norm);

@@ -33,6 +33,11 @@
 
 struct mailbox_index;
 
+/* Room for Maildir flag letters: every ASCII letter once (the system
+   flags upper case, keyword letters 'a'..'z', see lib/maildir_keywords.h)
+   and the NUL. Nothing is ever cut. */
+#define MAILBOX_FLAGS_SIZE 56
+
 struct mailbox_msg {
     uint32_t uid;
     char *base;          /* unique part of the Maildir name */
@@ -40,7 +45,7 @@ struct mailbox_msg {
     uint64_t size;       /* bytes on disk */
     uint64_t crlf_size;  /* bytes with every LF as CRLF: what clients are told */
     int64_t internal_date;
-    char flags[16];      /* Maildir flag letters, sorted: "FRS" */
+    char flags[MAILBOX_FLAGS_SIZE]; /* Maildir flag letters, sorted: "FRSac" */
     uint64_t modseq;
 };
 
@@ -67,8 +72,10 @@ const struct mailbox_msg *mailbox_index_messages(const struct mailbox_index *ind
                                                  size_t *count_r);
 
 /* Moves a message from new/ to cur/ (adding ":2," and flags) or changes
-   its flags (letters from "DFPRST"); updates the index and the message's
-   path. Returns 0 or -1 with errno (ENOENT: the file went away). */
+   its flags (ASCII letters: system flags "DFPRST", keyword letters
+   'a'..'z'); updates the index and the message's path. Returns 0 or -1
+   with errno (ENOENT: the file went away; EINVAL: not a letter;
+   ENAMETOOLONG: the new name would pass 255 bytes). */
 int mailbox_index_set_flags(struct mailbox_index *index, uint32_t uid, const char *flags);
 /* Unlinks the message's file and drops it from the index. */
 int mailbox_index_expunge(struct mailbox_index *index, uint32_t uid);
@@ -77,7 +84,7 @@ int mailbox_index_expunge(struct mailbox_index *index, uint32_t uid);
 struct maildir_name {
     size_t base_len;
     int has_info;        /* ":2," present */
-    char flags[16];      /* letters after ":2,": ASCII letters only, sorted, unique */
+    char flags[MAILBOX_FLAGS_SIZE]; /* letters after ":2,": ASCII letters only, sorted, unique */
     uint64_t time;       /* leading decimal digits (delivery time), 0 if none */
     int has_size;        /* ",S=<n>" in the unique part (lib/maildir.c writes it) */
     uint64_t size;
@@ -89,13 +96,13 @@ struct maildir_name {
 /* Parses a file name found in new/ or cur/ (len bytes, need not be NUL
    terminated). Returns 0, or -1 when it is not a plausible message: empty,
    a dot file, longer than 255, a '/', NUL or control byte, empty unique
-   part. Flag letters other than ASCII letters are dropped; more than 15
-   distinct letters are cut. Pure: no I/O. */
+   part. Flag letters other than ASCII letters are dropped (all 52
+   letters fit in flags). Pure: no I/O. */
 int mailbox_index_parse_name(const char *name, size_t len, struct maildir_name *r);
 
 /* Sorts and deduplicates flag letters into out. Returns 0, or -1 with
    errno EINVAL for a character that is not an ASCII letter. */
-int mailbox_index_normalize_flags(const char *flags, char out[16]);
+int mailbox_index_normalize_flags(const char *flags, char out[MAILBOX_FLAGS_SIZE]);
 
 /* What a message's bytes amount to on the wire (one read of the file). */
 struct mailbox_msg_counts {

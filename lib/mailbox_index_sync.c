@@ -270,6 +270,12 @@ static void merge(struct sync_state *s)
                 memcpy(r->m.flags, chosen->p.flags, sizeof(r->m.flags));
                 r->state = UPDATE;
                 s->changed = 1;
+            } else if (strcmp(r->m.flags, chosen->p.flags) != 0) {
+                /* The same file, other letters: a record written when
+                   flags were cut at 15 letters gets them all now. */
+                memcpy(r->m.flags, chosen->p.flags, sizeof(r->m.flags));
+                r->state = UPDATE;
+                s->changed = 1;
             }
             j++;
         } else {

@@ -10,8 +10,9 @@ flags against the Maildir file name (":2,FS"), folders against the
 Maildir++ ".Name" directories.
 
 Design points of Postern that the tests rely on (docs/imapd.md): the
-hierarchy delimiter is "."; keywords are not kept (PERMANENTFLAGS lists the
-system flags only, a STORE of a keyword is accepted and ignored); \\Recent
+hierarchy delimiter is "."; keywords are kept as Dovecot keeps them (file
+name letters named by the folder's dovecot-keywords, PERMANENTFLAGS offers
+\\*; test_imap_keywords.py); \\Recent
 goes to the first session that sees a message; FETCH, STORE and SEARCH
 never cause EXPUNGE responses; INBOX is the user's Maildir.
 
@@ -565,7 +566,7 @@ def test_select_responses(imap):
     assert int(info["UIDNEXT"]) > uids[2]
     assert int(info["UNSEEN"]) == 2         # first unseen message's number
     perm = set(info["PERMANENTFLAGS"].strip("()").split())
-    assert perm == SYSTEM_FLAGS, perm       # no \* : keywords are not kept
+    assert perm == SYSTEM_FLAGS | {"\\*"}, perm   # \*: new keywords can be stored
     # UIDs are the same for every session.
     assert [int(v["UID"]) for _, v in
             sorted(c2.cmd("FETCH 1:* UID").ok().fetches().items())] == uids
@@ -666,11 +667,11 @@ def test_append_and_copy_set_recent(imap):
     assert select_info(r)["RECENT"] == 2
 
 
-def test_append_keyword_is_ignored_and_bad_flag_refused(imap):
+def test_append_keyword_is_kept_and_bad_flag_refused(imap):
     c = login(imap)
     append(c, "INBOX", simple_message("kw.1@x.test"), flags="\\Answered $Forwarded")
     files = imap.maildir_files(imap.demo_user)
-    assert maildir_flags(files[0]) == "R"
+    assert maildir_flags(files[0]) == "Ra"     # $Forwarded: letter a
     r = c.cmd('APPEND INBOX (\\Bogus) ', Literal(simple_message("kw.2@x.test")))
     assert r.status in ("NO", "BAD")
     assert len(imap.maildir_files(imap.demo_user)) == 1
@@ -777,16 +778,16 @@ def test_store_flags_forms_and_maildir_names(store_box):
     assert r.named("EXPUNGE") == []
 
 
-def test_store_keyword_accepted_and_ignored(store_box):
+def test_store_keyword_is_kept(store_box):
     imap, c = store_box
     r = c.cmd("STORE 1 +FLAGS ($Label1 \\Seen)").ok()
-    assert nr(r.fetches()[1]["FLAGS"]) == {"\\Seen"}
-    assert file_flags_by_mid(imap)["st.0@x.test"] == "S"
+    assert nr(r.fetches()[1]["FLAGS"]) == {"\\Seen", "$Label1"}
+    assert file_flags_by_mid(imap)["st.0@x.test"] == "Sa"
     r = c.cmd("STORE 1 FLAGS (Junk)").ok()
-    assert nr(r.fetches()[1]["FLAGS"]) == set()
-    assert file_flags_by_mid(imap)["st.0@x.test"] == ""
+    assert nr(r.fetches()[1]["FLAGS"]) == {"Junk"}
+    assert file_flags_by_mid(imap)["st.0@x.test"] == "b"
     r = c.cmd("FETCH 1 FLAGS").ok()
-    assert nr(r.fetches()[1]["FLAGS"]) == set()
+    assert nr(r.fetches()[1]["FLAGS"]) == {"Junk"}
 
 
 def test_store_recent_or_unknown_system_flag_refused(store_box):

@@ -5,7 +5,9 @@
    with part numbers, partials checked byte for byte against the whole
    literal over a bare-LF file, an empty string for missing sections, header-only
    loading, a missing file (ENOENT), an output limit (ENOBUFS), and
-   cached structure texts (struct imap_msg_cache) with their callback. */
+   cached structure texts (struct imap_msg_cache) with their callback,
+   and the kept header (header_get / header_loaded): handed over once
+   read, then used instead of the file with identical responses. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -167,39 +169,64 @@ static void test_flags_format(void **state)
 {
     struct buf b;
     buf_init(&b, 0);
-    imap_msg_flags_format("DFPRST", 1, &b);
+    imap_msg_flags_format("DFPRST", NULL, 1, &b);
     assert_string_equal(b.data, "(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\Recent)");
     buf_reset(&b);
-    imap_msg_flags_format("", 0, &b);
+    imap_msg_flags_format("", NULL, 0, &b);
     assert_string_equal(b.data, "()");
     buf_reset(&b);
-    imap_msg_flags_format("P", 1, &b);  /* passed has no IMAP flag */
+    imap_msg_flags_format("P", NULL, 1, &b);  /* passed has no IMAP flag */
     assert_string_equal(b.data, "(\\Recent)");
     buf_reset(&b);
-    imap_msg_flags_format(NULL, 0, &b);
+    imap_msg_flags_format(NULL, NULL, 0, &b);
     assert_string_equal(b.data, "()");
+    /* Keyword letters: named by the map, after the system flags; a
+       letter without a name is not shown. */
+    struct maildir_keywords *kw = maildir_keywords_new("/nonexistent");
+    static const char map[] = "0 $Junk\n2 NonJunk\n";
+    maildir_keywords_parse(kw, map, sizeof(map) - 1);
+    buf_reset(&b);
+    imap_msg_flags_format("Sabc", kw, 1, &b);
+    assert_string_equal(b.data, "(\\Seen \\Recent $Junk NonJunk)");
+    buf_reset(&b);
+    imap_msg_flags_format("Sabc", NULL, 0, &b);
+    assert_string_equal(b.data, "(\\Seen)");
+    maildir_keywords_free(&kw);
     buf_free(&b);
 }
 
 static void test_flags_to_maildir(void **state)
 {
-    char out[16];
+    char out[IMAP_MSG_LETTERS_SIZE];
     const char *bad = NULL;
-    char *ok[] = {"\\Seen", "\\Answered", "$Junk", "\\draft", "\\Seen", "\\Flagged", "\\Deleted"};
-    assert_int_equal(imap_msg_flags_to_maildir(ok, 7, out, &bad), 0);
+    char *sys[] = {"\\Seen", "\\Answered", "\\draft", "\\Seen", "\\Flagged", "\\Deleted"};
+    assert_int_equal(imap_msg_flags_to_maildir(sys, 6, NULL, out, &bad), 0);
     assert_string_equal(out, "DFRST");
-    char *kw[] = {"$Forwarded", "NonJunk"};
-    assert_int_equal(imap_msg_flags_to_maildir(kw, 2, out, &bad), 0);
-    assert_string_equal(out, "");
-    assert_int_equal(imap_msg_flags_to_maildir(NULL, 0, out, &bad), 0);
+    /* Without a map no keyword has a letter: 1 names the first one. */
+    char *ok[] = {"\\Seen", "\\Answered", "$Junk", "\\draft", "\\Seen", "\\Flagged", "\\Deleted"};
+    assert_int_equal(imap_msg_flags_to_maildir(ok, 7, NULL, out, &bad), 1);
+    assert_string_equal(out, "DFRST");
+    assert_string_equal(bad, "$Junk");
+    struct maildir_keywords *map = maildir_keywords_new("/nonexistent");
+    static const char text[] = "1 $Forwarded\n3 NonJunk\n";
+    maildir_keywords_parse(map, text, sizeof(text) - 1);
+    char *kw[] = {"nonjunk", "$Forwarded", "\\Seen"};
+    assert_int_equal(imap_msg_flags_to_maildir(kw, 3, map, out, &bad), 0);
+    assert_string_equal(out, "Sbd");
+    char *some[] = {"$Forwarded", "$Label1", "Other"};
+    assert_int_equal(imap_msg_flags_to_maildir(some, 3, map, out, &bad), 1);
+    assert_string_equal(out, "b");
+    assert_string_equal(bad, "$Label1");
+    maildir_keywords_free(&map);
+    assert_int_equal(imap_msg_flags_to_maildir(NULL, 0, NULL, out, &bad), 0);
     assert_string_equal(out, "");
     char *recent[] = {"\\Seen", "\\Recent"};
-    assert_int_equal(imap_msg_flags_to_maildir(recent, 2, out, &bad), -1);
+    assert_int_equal(imap_msg_flags_to_maildir(recent, 2, NULL, out, &bad), -1);
     assert_string_equal(bad, "\\Recent");
     char *unknown[] = {"\\Foo"};
-    assert_int_equal(imap_msg_flags_to_maildir(unknown, 1, out, &bad), -1);
+    assert_int_equal(imap_msg_flags_to_maildir(unknown, 1, NULL, out, &bad), -1);
     assert_string_equal(bad, "\\Foo");
-    assert_int_equal(imap_msg_flags_to_maildir(unknown, 1, out, NULL), -1);
+    assert_int_equal(imap_msg_flags_to_maildir(unknown, 1, NULL, out, NULL), -1);
 }
 
 static void test_date_format(void **state)
@@ -736,6 +763,181 @@ static void test_cache_rendered_callback(void **state)
     free(bs);
 }
 
+/* ---- the kept header (header_get / header_loaded) ---- */
+
+struct header_store {
+    const char *give;    /* what header_get hands out; NULL: nothing */
+    size_t give_len;
+    int gets, loads;
+    uint32_t asked_uid;
+    char *loaded;        /* the last header_loaded */
+    size_t loaded_len;
+};
+
+static char *store_get(void *ctx, uint32_t uid, size_t *len_r)
+{
+    struct header_store *h = ctx;
+    h->gets++;
+    h->asked_uid = uid;
+    if (h->give == NULL)
+        return NULL;
+    char *copy = xmalloc(h->give_len + 1);
+    memcpy(copy, h->give, h->give_len);
+    *len_r = h->give_len;
+    return copy;
+}
+
+static void store_loaded(void *ctx, uint32_t uid, const char *header, size_t len)
+{
+    struct header_store *h = ctx;
+    assert_int_equal(uid, h->asked_uid);   /* asked first, then read */
+    h->loads++;
+    free(h->loaded);
+    h->loaded = xmalloc(len + 1);
+    memcpy(h->loaded, header, len);
+    h->loaded_len = len;
+}
+
+static void header_cache_init(struct imap_msg_cache *cache, struct header_store *h)
+{
+    memset(cache, 0, sizeof(*cache));
+    cache->header_get = store_get;
+    cache->header_loaded = store_loaded;
+    cache->header_ctx = h;
+}
+
+static const char *const header_items =
+    "(ENVELOPE RFC822.HEADER BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (Subject Date)]<4.30> "
+    "BODY.PEEK[HEADER.FIELDS.NOT (To)] FLAGS)";
+
+static void test_cache_header_loaded_then_used(void **state)
+{
+    for (uint32_t uid = 1; uid <= 4; uid++) {
+        const char *file = uid == 1 ? m1 : uid == 2 ? m2 : uid == 3 ? "Subject: nul\n\nab\0cd\n"
+                                                                    : "Subject: no body";
+        size_t file_len = uid == 1 ? strlen(m1) : uid == 2 ? strlen(m2) : uid == 3 ? 20 : 16;
+        /* what a header-only load keeps: up to the blank line, or all */
+        size_t hlen = uid == 1   ? (size_t)(strstr(m1, "\n\n") + 2 - m1)
+                      : uid == 2 ? (size_t)(strstr(m2, "\r\n\r\n") + 4 - m2)
+                      : uid == 3 ? 14
+                                 : 16;
+        struct imap_msg plain = make_msg(1, uid, "S");
+        char *want = fetch_opt(header_items, &plain, IMAP_MSG_FETCH_UID);
+
+        struct header_store h = {0};
+        struct imap_msg_cache cache;
+        header_cache_init(&cache, &h);
+        struct imap_msg msg = make_msg(1, uid, "S");
+        msg.cache = &cache;
+        /* not kept: the file is read, the header handed over */
+        opens = 0;
+        char *got = fetch_opt(header_items, &msg, IMAP_MSG_FETCH_UID);
+        assert_string_equal(got, want);
+        free(got);
+        assert_int_equal(opens, 1);
+        assert_int_equal(h.gets, 1);
+        assert_int_equal(h.asked_uid, uid);
+        assert_int_equal(h.loads, 1);
+        assert_int_equal(h.loaded_len, hlen);
+        assert_memory_equal(h.loaded, file, hlen);
+        assert_true(hlen <= file_len);
+        /* kept: the same response without the file */
+        h.give = h.loaded;
+        h.give_len = h.loaded_len;
+        h.loads = 0;
+        opens = 0;
+        got = fetch_opt(header_items, &msg, IMAP_MSG_FETCH_UID);
+        assert_string_equal(got, want);
+        free(got);
+        assert_int_equal(opens, 0);
+        assert_int_equal(h.gets, 2);
+        assert_int_equal(h.loads, 0);
+        /* a whole-message item ignores the hooks */
+        got = fetch_opt("(ENVELOPE BODY.PEEK[])", &msg, 0);
+        free(got);
+        assert_int_equal(opens, 1);
+        assert_int_equal(h.gets, 2);
+        assert_int_equal(h.loads, 0);
+        /* items that need no file ask nothing */
+        got = fetch_opt("(FLAGS UID RFC822.SIZE)", &msg, 0);
+        free(got);
+        assert_int_equal(h.gets, 2);
+        free(h.loaded);
+        free(want);
+    }
+}
+
+static void test_cache_header_is_what_is_rendered(void **state)
+{
+    /* The kept header is used as given, even when it is not the file's
+       (the file is not opened at all: here it does not exist). */
+    static const char kept[] = "Subject: kept\r\nFrom: k@example.test\r\n\r\n";
+    struct header_store h = {.give = kept, .give_len = sizeof(kept) - 1};
+    struct imap_msg_cache cache;
+    header_cache_init(&cache, &h);
+    struct imap_msg msg = make_msg(2, 999, "");
+    msg.cache = &cache;
+    opens = 0;
+    char *got = fetch_opt("(BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.HEADER)", &msg, 0);
+    assert_string_equal(got, "* 2 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {17}\r\nSubject: kept"
+                             "\r\n\r\n RFC822.HEADER {39}\r\nSubject: kept\r\nFrom: "
+                             "k@example.test\r\n\r\n)\r\n");
+    free(got);
+    assert_int_equal(opens, 0);
+    /* ENVELOPE texts and the header together: no file either, and the
+       rendered callback still gets the ENVELOPE made from the header */
+    struct seen_texts seen = {0};
+    cache.rendered = record_rendered;
+    cache.rendered_ctx = &seen;
+    got = fetch_opt("ENVELOPE", &msg, 0);
+    assert_non_null(strstr(got, "\"kept\""));
+    free(got);
+    assert_int_equal(seen.calls, 1);
+    assert_non_null(strstr(seen.text[IMAP_FETCH_ENVELOPE], "\"kept\""));
+    seen_free(&seen);
+    assert_int_equal(opens, 0);
+    /* a missing file behind a kept header: only whole items fail */
+    struct imap_msg_content *content = NULL;
+    struct buf out;
+    buf_init(&out, 0);
+    struct imap_command *cmd = parse("a FETCH 1 BODY.PEEK[TEXT]\r\n");
+    errno = 0;
+    assert_int_equal(imap_msg_fetch(cmd, &msg, 0, &content, &out, NULL), -1);
+    assert_int_equal(errno, ENOENT);
+    imap_command_destroy(&cmd);
+    imap_msg_content_free(&content);
+    buf_free(&out);
+}
+
+static void test_cache_header_limit(void **state)
+{
+    /* A header over IMAP_MSG_CACHE_HEADER_MAX is not handed over; one
+       of exactly that size is. */
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t extra = 0; extra < 2; extra++) {
+        buf_reset(&b);
+        buf_append_str(&b, "X-Pad: ");
+        size_t pad = IMAP_MSG_CACHE_HEADER_MAX - 7 - 2 + extra;
+        memset(buf_reserve(&b, pad), 'p', pad);
+        buf_commit(&b, pad);
+        buf_append_str(&b, "\n\nbody\n");
+        put(12, b.data, b.len);
+        struct header_store h = {0};
+        struct imap_msg_cache cache;
+        header_cache_init(&cache, &h);
+        struct imap_msg msg = make_msg(1, 12, "");
+        msg.cache = &cache;
+        char *got = fetch_opt("BODY.PEEK[HEADER]", &msg, 0);
+        free(got);
+        assert_int_equal(h.loads, extra ? 0 : 1);
+        if (!extra)
+            assert_int_equal(h.loaded_len, IMAP_MSG_CACHE_HEADER_MAX);
+        free(h.loaded);
+    }
+    buf_free(&b);
+}
+
 static void test_option_items_sent_once(void **state)
 {
     struct imap_msg msg = make_msg(2, 7, "S");
@@ -774,6 +976,9 @@ int main(void)
         cmocka_unit_test(test_bytes_counted),
         cmocka_unit_test(test_cache_texts_keep_order_without_open),
         cmocka_unit_test(test_cache_rendered_callback),
+        cmocka_unit_test(test_cache_header_loaded_then_used),
+        cmocka_unit_test(test_cache_header_is_what_is_rendered),
+        cmocka_unit_test(test_cache_header_limit),
         cmocka_unit_test(test_option_items_sent_once),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

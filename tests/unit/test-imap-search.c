@@ -7,7 +7,10 @@
    bodies, case folding, FROM/TO/CC/BCC on parsed addresses (comments
    and blanks inside an address removed, names decoded), matches across
    the matcher's pieces, header-only
-   loading, and imap_msg_parse_date() edge cases. */
+   loading, the kept header of struct imap_msg_cache (every header key
+   answers as from the file, without opening it; TEXT tries the header
+   first; a header read is handed over once), and imap_msg_parse_date()
+   edge cases. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -274,6 +277,30 @@ static void test_flags(void **state)
     assert_true(search_msg("UNSEEN UNANSWERED", &msg));
 }
 
+/* KEYWORD / UNKEYWORD go by name through the folder's map. */
+static void test_keywords(void **state)
+{
+    struct maildir_keywords *kw = maildir_keywords_new("/nonexistent");
+    static const char map[] = "0 $Junk\n1 NonJunk\n3 $Label1\n";
+    maildir_keywords_parse(kw, map, sizeof(map) - 1);
+    struct imap_msg msg = make_msg(1, 1, "Sacq", 0);
+    msg.keywords = kw;
+    assert_true(search_msg("KEYWORD $Junk", &msg));
+    assert_true(search_msg("KEYWORD $JUNK", &msg));
+    assert_false(search_msg("UNKEYWORD $junk", &msg));
+    assert_false(search_msg("KEYWORD NonJunk", &msg));    /* b not in the name */
+    assert_true(search_msg("UNKEYWORD NonJunk", &msg));
+    assert_false(search_msg("KEYWORD Unknown", &msg));    /* c has no name */
+    assert_true(search_msg("UNKEYWORD Unknown", &msg));
+    assert_true(search_msg("KEYWORD $Junk SEEN NOT KEYWORD $Label1", &msg));
+    assert_true(search_msg("OR KEYWORD NonJunk KEYWORD $Junk", &msg));
+    /* Without a map no keyword is set. */
+    msg.keywords = NULL;
+    assert_false(search_msg("KEYWORD $Junk", &msg));
+    assert_true(search_msg("UNKEYWORD $Junk", &msg));
+    maildir_keywords_free(&kw);
+}
+
 static void test_sizes_modseq(void **state)
 {
     struct imap_msg msg = make_msg(1, 404, "", 0);
@@ -459,6 +486,155 @@ static void test_loading(void **state)
     imap_command_destroy(&cmd);
 }
 
+/* ---- the kept header (struct imap_msg_cache header_get / header_loaded) ---- */
+
+struct header_store {
+    char *give;          /* what header_get hands out; NULL: nothing */
+    size_t give_len;
+    int gets, loads;
+    uint32_t asked_uid;
+    char *loaded;
+    size_t loaded_len;
+};
+
+static char *store_get(void *ctx, uint32_t uid, size_t *len_r)
+{
+    struct header_store *h = ctx;
+    h->gets++;
+    h->asked_uid = uid;
+    if (h->give == NULL)
+        return NULL;
+    char *copy = xmalloc(h->give_len + 1);
+    memcpy(copy, h->give, h->give_len);
+    *len_r = h->give_len;
+    return copy;
+}
+
+static void store_loaded(void *ctx, uint32_t uid, const char *header, size_t len)
+{
+    struct header_store *h = ctx;
+    assert_int_equal(uid, h->asked_uid);   /* asked first, then read */
+    h->loads++;
+    free(h->loaded);
+    h->loaded = xmalloc(len + 1);
+    memcpy(h->loaded, header, len);
+    h->loaded_len = len;
+}
+
+static int search_kept(const char *keys, uint32_t uid, struct header_store *h)
+{
+    struct imap_msg_cache cache = {0};
+    cache.header_get = store_get;
+    cache.header_loaded = store_loaded;
+    cache.header_ctx = h;
+    struct imap_msg msg = make_msg(3, uid, "", 0);
+    msg.cache = &cache;
+    return search_msg(keys, &msg);
+}
+
+static const char *const kept_keys[] = {
+    "SUBJECT \"caf\xc3\xa9 cr\xc3\xa8me and\"", "FROM john", "FROM \"j\xc3\xb6hn\"", "TO elise",
+    "CC carol", "BCC dave", "HEADER X-Spam yes", "HEADER X-Empty \"\"", "HEADER X-None \"\"",
+    "SENTON 26-Nov-2026", "SENTSINCE 27-Nov-2026", "SENTBEFORE 2-Jan-1999", "SUBJECT parts",
+    "FROM alice", "TO to.user@example.test", "TO jorg", "BCC undisclosed-recipients",
+    "SUBJECT big", "NOT SUBJECT x", "OR SUBJECT nothing FROM zed", "TEXT world",
+    "TEXT \"subject: parts\"", "TEXT zed", "TEXT needle", "TEXT crossing",
+    "SUBJECT parts BODY inner", "OR SUBJECT zzz BODY \"hello world\"",
+};
+#define NKEPT_KEYS (sizeof(kept_keys) / sizeof(kept_keys[0]))
+
+static void test_kept_header_same_answers(void **state)
+{
+    static const uint32_t uids[] = {1, 2, 3, 4};
+    for (size_t u = 0; u < 4; u++) {
+        uint32_t uid = uids[u];
+        /* read once through the hooks, the header is handed over ... */
+        struct header_store h = {0};
+        assert_int_equal(search_kept("HEADER Subject \"\"", uid, &h), 1);
+        assert_int_equal(h.gets, 1);
+        assert_int_equal(h.loads, 1);
+        h.give = h.loaded;
+        h.give_len = h.loaded_len;
+        h.loaded = NULL;
+        for (size_t k = 0; k < NKEPT_KEYS; k++) {
+            int plain = search_uid(kept_keys[k], uid);
+            h.loads = 0;
+            int kept = search_kept(kept_keys[k], uid, &h);
+            if (plain != kept)
+                fail_msg("uid %u, %s: %d without the kept header, %d with it", uid,
+                         kept_keys[k], plain, kept);
+            /* ... and never again (a search that reads the body after
+               the kept header says nothing: the header is kept) */
+            assert_int_equal(h.loads, 0);
+        }
+        free(h.give);
+        free(h.loaded);
+    }
+}
+
+static void test_kept_header_needs_no_file(void **state)
+{
+    struct header_store h = {0};
+    /* a header-only search reads the file once, header-only */
+    opens = 0;
+    assert_int_equal(search_kept("SUBJECT parts", 2, &h), 1);
+    assert_int_equal(opens, 1);
+    assert_int_equal(h.loads, 1);
+    assert_int_equal(h.loaded_len, strstr(s2, "\r\n\r\n") + 4 - s2);
+    assert_memory_equal(h.loaded, s2, h.loaded_len);
+    h.give = h.loaded;
+    h.give_len = h.loaded_len;
+    h.loaded = NULL;
+    h.gets = h.loads = 0;
+    /* kept: header keys, SENT* and a TEXT found in the header need no file */
+    opens = 0;
+    assert_int_equal(search_kept("SUBJECT parts FROM alice NOT TO bob", 2, &h), 1);
+    assert_int_equal(search_kept("SENTON 1-Jan-1999", 2, &h), 1);
+    assert_int_equal(search_kept("HEADER Content-Type mixed", 2, &h), 1);
+    assert_int_equal(search_kept("TEXT \"subject: parts\"", 2, &h), 1);
+    assert_int_equal(search_kept("OR SUBJECT nothing HEADER X-None \"\"", 2, &h), 0);
+    assert_int_equal(opens, 0);
+    assert_int_equal(h.gets, 5);
+    /* TEXT not in the header, and BODY: the whole file, nothing handed over */
+    assert_int_equal(search_kept("TEXT \"inner words\"", 2, &h), 1);
+    assert_int_equal(opens, 1);
+    assert_int_equal(search_kept("SUBJECT parts BODY soft", 2, &h), 1);
+    assert_int_equal(opens, 2);
+    assert_int_equal(h.loads, 0);
+    /* BODY alone does not ask for the header */
+    h.gets = 0;
+    assert_int_equal(search_kept("BODY \"inner words\"", 2, &h), 1);
+    assert_int_equal(h.gets, 0);
+    /* cheap keys that settle it ask nothing */
+    assert_int_equal(search_kept("SEEN SUBJECT parts", 2, &h), 0);
+    assert_int_equal(h.gets, 0);
+    /* the file gone (unreadable): the kept header still answers */
+    opens = 0;
+    assert_int_equal(search_kept("SUBJECT parts", 404, &h), 1);
+    assert_int_equal(search_kept("TEXT \"subject: parts\"", 404, &h), 1);
+    assert_int_equal(opens, 0);
+    assert_int_equal(search_kept("BODY soft", 404, &h), 0);
+    assert_int_equal(search_kept("TEXT nothing", 404, &h), 0);
+    free(h.give);
+    free(h.loaded);
+
+    /* TEXT without a kept header: one whole load, its header handed over */
+    struct header_store t = {0};
+    opens = 0;
+    assert_int_equal(search_kept("TEXT \"hello world\"", 1, &t), 1);
+    assert_int_equal(opens, 1);
+    assert_int_equal(t.gets, 1);
+    assert_int_equal(t.loads, 1);
+    assert_int_equal(t.loaded_len, strstr(s1, "\n\n") + 2 - s1);
+    assert_memory_equal(t.loaded, s1, t.loaded_len);
+    free(t.loaded);
+    /* a missing file without a kept header: no match, nothing handed over */
+    struct header_store m = {0};
+    assert_int_equal(search_kept("SUBJECT x", 404, &m), 0);
+    assert_int_equal(search_kept("TEXT x", 404, &m), 0);
+    assert_int_equal(m.loads, 0);
+}
+
 static void test_missing_file(void **state)
 {
     NO("SUBJECT x", 404);
@@ -575,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_sets),
         cmocka_unit_test(test_empty_view),
         cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_keywords),
         cmocka_unit_test(test_sizes_modseq),
         cmocka_unit_test(test_internal_dates),
         cmocka_unit_test(test_sent_dates),
@@ -582,6 +759,8 @@ int main(void)
         cmocka_unit_test(test_address_keys),
         cmocka_unit_test(test_body_and_text),
         cmocka_unit_test(test_loading),
+        cmocka_unit_test(test_kept_header_same_answers),
+        cmocka_unit_test(test_kept_header_needs_no_file),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_parse_date),
         cmocka_unit_test(test_decode_header),

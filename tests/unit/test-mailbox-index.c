@@ -397,7 +397,7 @@ static void test_expunge_removes_file_and_entry(void **state)
 }
 
 struct msg_copy {
-    char base[64], path[96], flags[16];
+    char base[64], path[96], flags[MAILBOX_FLAGS_SIZE];
     uint64_t size, crlf_size, pop3_size, modseq;
 };
 
@@ -961,11 +961,14 @@ static void test_parse_name_valid_and_invalid(void **state)
     assert_int_equal(mailbox_index_parse_name(longname, 255, &r), 0);
     assert_int_equal(mailbox_index_parse_name(longname, 256, &r), -1);
     assert_int_equal(mailbox_index_parse_name("ab\0c", 4, &r), -1);
-    /* Too many flag letters are cut at 15. */
-    const char *many = "x:2,ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    /* Every letter is kept, keyword letters after the system flags. */
+    const char *many = "x:2,zyxwvutsrqponmlkjihgfedcbaABCDEFGHIJKLMNOPQRSTUVWXYZ";
     assert_int_equal(mailbox_index_parse_name(many, strlen(many), &r), 0);
-    assert_string_equal(r.flags, "ABCDEFGHIJKLMNO");
-    char out[16];
+    assert_string_equal(r.flags,
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+    char out[MAILBOX_FLAGS_SIZE];
+    assert_int_equal(mailbox_index_normalize_flags("zaSFba", out), 0);
+    assert_string_equal(out, "FSabz");
     assert_int_equal(mailbox_index_normalize_flags("TSPFDRS", out), 0);
     assert_string_equal(out, "DFPRST");
     assert_int_equal(mailbox_index_normalize_flags("", out), 0);
