@@ -170,7 +170,7 @@ int mailbox_index_add(struct mailbox_index *index, const char *relpath, int64_t 
 uint32_t mailbox_index_uid_of_base(struct mailbox_index *index, const char *base);
 /* Cheap check before a sync: 0 when neither new/ nor cur/ changed
    (directory mtimes, to the nanosecond, noted at the start of the last
-   sync, and not within the 2 seconds before that start: such an mtime
+   sync, and not within the 100 ms before that start: such an mtime
    is not trusted and the answer is 1 until a later sync), the index
    file was not replaced (rebuilt) and no other handle or process wrote
    the index since this handle last read it; 1 when
@@ -214,7 +214,7 @@ int mailbox_index_claim_recent(struct mailbox_index *index, uint32_t *first_r);
    0 or -1 with errno (EINVAL: kind or length out of range; ENOENT: the
    UID is not in this handle's view, i.e. not synced, added or found);
    the value is kept in the handle and written at the next flush, sync
-   or close, or when 256 values or 1 MiB wait (the cache is an
+   or close, or when 4,096 values or 1 MiB wait (the cache is an
    optimisation: callers ignore failures). Values up to
    MAILBOX_INDEX_CACHE_MAX bytes. */
 #define MAILBOX_INDEX_CACHE_MAX 65536

@@ -39,12 +39,12 @@
  *	(ENVELOPE, BODYSTRUCTURE) beside the record; every path that deletes
  *	a record deletes its cache values in the same transaction. Values
  *	are collected per handle and written with the next flush (sync,
- *	close, mailbox_index_flush, or when 256 values or 1 MiB wait), so a
+ *	close, mailbox_index_flush, or when 4,096 values or 1 MiB wait), so a
  *	FETCH over many messages costs a few commits, not one per message.
  * LIMITS
  *	Cache values up to MAILBOX_INDEX_CACHE_MAX bytes, kinds 0..65535;
  *	at most CACHE_PENDING_MAX values / CACHE_PENDING_BYTES bytes wait
- *	for a flush. A directory mtime within MTIME_TRUST_SEC seconds before
+ *	for a flush. A directory mtime within MTIME_TRUST_NSEC (100 ms) before
  *	a sync's start is not trusted: stale() returns 1 until a later sync.
  *	UIDVALIDITY values count up from the time; should one reach
  *	2^32 - 1 (in 2106, or after four billion creations in a second)

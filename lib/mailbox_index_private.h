@@ -35,9 +35,14 @@
 #define RELEASE_EVERY 256  /* on-demand lookups between releases of the map's pages */
 #define MAX_DBS 8          /* named databases: meta, msgs, bases, cache, and room */
 #define CACHE_KEY 6        /* UID (4 bytes big-endian), kind (2 bytes big-endian) */
-#define CACHE_PENDING_MAX 256                 /* cache values kept before a flush */
+#define CACHE_PENDING_MAX 4096                /* cache values kept before a flush */
 #define CACHE_PENDING_BYTES ((size_t)1 << 20) /* ... and their bytes */
-#define MTIME_TRUST_SEC 2 /* a directory mtime this close to a sync's start is not trusted */
+/* A directory mtime this close to a sync's start is not trusted. File
+   times come from the kernel's coarse clock (one tick, 1-10 ms), so a
+   change in the same tick as the listing may leave the mtime where it
+   was; 100 ms is ten ticks at the slowest rate (Maildirs on a
+   network file system with skewed clocks are not supported). */
+#define MTIME_TRUST_NSEC 100000000LL
 
 /* Our own result codes, beside LMDB's (-30800..-30780) and errno values. */
 #define IX_RETRY (-29001)

@@ -464,10 +464,9 @@ static void keep_dirs(struct mailbox_index *ix, const struct sync_state *s)
     for (int i = 0; i < 2; i++) {
         ix->dir_exists[i] = s->exists[i];
         ix->dir_mtime[i] = s->mtime[i];
-        ix->dir_trusted[i] =
-            !s->exists[i] || s->mtime[i].tv_sec < s->start.tv_sec - MTIME_TRUST_SEC ||
-            (s->mtime[i].tv_sec == s->start.tv_sec - MTIME_TRUST_SEC &&
-             s->mtime[i].tv_nsec < s->start.tv_nsec);
+        long long mtime_ns = (long long)s->mtime[i].tv_sec * 1000000000LL + s->mtime[i].tv_nsec;
+        long long start_ns = (long long)s->start.tv_sec * 1000000000LL + s->start.tv_nsec;
+        ix->dir_trusted[i] = !s->exists[i] || mtime_ns < start_ns - MTIME_TRUST_NSEC;
     }
     ix->synced = 1;
 }
