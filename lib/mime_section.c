@@ -150,12 +150,27 @@ int mime_append_crlf(struct buf *out, const char *data, size_t size)
     if (out->limit != 0 && (n > out->limit || out->len > out->limit - n))
         return -1;
     char *w = buf_reserve(out, n);
-    for (size_t i = 0; i < size; i++) {
-        char c = data[i];
-        if (c == '\n' && (i == 0 || data[i - 1] != '\r'))
-            *w++ = '\r';
-        *w++ = c == '\0' ? (char)0x80 : c;
+    char *start = w;
+    /* Line by line with memchr/memcpy: this runs over every byte of a
+       BODY[] fetch, where a byte-wise loop was the hottest code. */
+    const char *p = data, *end = data + size;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        memcpy(w, p, len);
+        w += len;
+        if (nl != NULL) {
+            if (nl == data || nl[-1] != '\r')
+                *w++ = '\r';
+            *w++ = '\n';
+            len++;
+        }
+        p += len;
     }
+    /* IMAP literals cannot carry NUL (rare in mail: one scan to check). */
+    for (char *z = memchr(start, '\0', n); z != NULL;
+         z = memchr(z + 1, '\0', (size_t)(start + n - (z + 1))))
+        *z = (char)0x80;
     buf_commit(out, n);
     return 0;
 }

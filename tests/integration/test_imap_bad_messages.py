@@ -109,3 +109,43 @@ def test_broken_multiparts_nul_bytes_and_headers_only(imap):
     assert b"MESSAGES %d" % len(messages) in r.untagged[-1]
     c.cmd("SEARCH TEXT nothing-like-this").ok()
     c.cmd("LOGOUT")
+
+
+def test_select_of_many_new_messages_moves_them_after_the_reply(imap):
+    """A read-write SELECT moves new/ files to cur/ a batch at a time (1,000
+    per loop round, lib/imapd_mailbox.c): the reply does not wait for all
+    the renames, every message is \\Recent for the session, and new/ is
+    empty shortly after while the session goes on serving."""
+    import os
+    import pwd
+    c = login(imap)
+    c.cmd("NOOP").ok()
+    maildir = imap.maildir(imap.demo_user)
+    owner = pwd.getpwnam(imap.run("postconf", "-h", "mail_owner").stdout.strip()) \
+        if os.geteuid() == 0 else None
+    n = 2500
+    for i in range(n):
+        name = "%d.M%dP1Q%d.moves" % (1700000000 + i, i, i)
+        path = os.path.join(maildir, "new", name)
+        with open(path, "wb") as f:
+            f.write(b"Subject: move %d\n\nbody %d\n" % (i, i))
+        if owner is not None:
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+    r = c.cmd("SELECT INBOX").ok()
+    assert any(u == b"%d EXISTS" % n for u in r.untagged), r.untagged[:5]
+    assert any(u == b"%d RECENT" % n for u in r.untagged), r.untagged[:5]
+    r = c.cmd("FETCH %d (FLAGS BODY.PEEK[])" % n).ok()
+    items = r.fetches()[n]
+    assert items["BODY[]"] == b"Subject: move %d\r\n\r\nbody %d\r\n" % (n - 1, n - 1)
+    deadline = time.monotonic() + 10
+    while os.listdir(os.path.join(maildir, "new")) and time.monotonic() < deadline:
+        c.cmd("NOOP").ok()
+        time.sleep(0.05)
+    assert os.listdir(os.path.join(maildir, "new")) == []
+    assert len(os.listdir(os.path.join(maildir, "cur"))) == n
+    r = c.cmd("UID SEARCH RECENT").ok()
+    assert len(r.untagged[-1].split()) - 1 == n
+    r = c.cmd("FETCH 1:* (UID)").ok()
+    assert len(r.fetches()) == n
+    assert not [u for u in r.untagged if b"EXPUNGE" in u]
+    assert "panic" not in imap.maillog() and "warning" not in imap.maillog()
