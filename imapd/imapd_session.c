@@ -643,28 +643,16 @@ void imapd_session_init(struct event_loop *loop)
 
 /* ---- accept ---- */
 
-static void refuse(int fd, const char *text)
-{
-    if (text != NULL) {
-        char line[256];
-        int n = snprintf(line, sizeof(line), "%s\r\n", text);
-        if (n > 0 && send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-            /* best effort: the connection is closed either way */
-        }
-    }
-    close(fd);
-}
-
 void imapd_session_accept(struct event_loop *loop, int fd, const struct sockaddr *peer,
                           socklen_t peer_len)
 {
     if (session_count >= imapd_var.session_limit) {
         msg_warn("session limit %lld reached: refusing a client", imapd_var.session_limit);
-        refuse(fd, imapd_var.wrappermode ? NULL : "* BYE [UNAVAILABLE] Server busy, try again later");
+        server_refuse(fd, imapd_var.wrappermode ? NULL : "* BYE [UNAVAILABLE] Server busy, try again later");
         return;
     }
     if (imapd_var.wrappermode && imapd_var.tls_ctx == NULL) {
-        refuse(fd, NULL);
+        server_refuse(fd, NULL);
         return;
     }
     struct imapd_session *s = xcalloc(1, sizeof(*s));

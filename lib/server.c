@@ -537,3 +537,15 @@ long long server_fit_session_limit_ratio(const char *param, long long limit, int
              (unsigned long long)rl.rlim_cur, fit);
     return fit;
 }
+
+void server_refuse(int fd, const char *line)
+{
+    if (line != NULL) {
+        char text[256];
+        int n = snprintf(text, sizeof(text), "%s\r\n", line);
+        if (n > 0 && send(fd, text, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+            /* best effort: the connection is closed either way */
+        }
+    }
+    close(fd);
+}

@@ -101,4 +101,10 @@ long long server_fit_session_limit(const char *param, long long limit, int fds_p
 long long server_fit_session_limit_ratio(const char *param, long long limit, int fds_num,
                                          int fds_den, int reserve);
 
+/* Event servers: turns away a client that was accepted but will not get
+   a session (session limit, TLS unavailable): one line (CRLF added, at
+   most 253 bytes; NULL for none, as on an implicit-TLS port), sent
+   without blocking, then the socket is closed. */
+void server_refuse(int fd, const char *line);
+
 #endif

@@ -424,28 +424,16 @@ void pop3d_session_init(struct event_loop *loop)
 
 /* ---- accept ---- */
 
-static void refuse(int fd, const char *text)
-{
-    if (text != NULL) {
-        char line[256];
-        int n = snprintf(line, sizeof(line), "%s\r\n", text);
-        if (n > 0 && send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-            /* best effort: the connection is closed either way */
-        }
-    }
-    close(fd);
-}
-
 void pop3d_session_accept(struct event_loop *loop, int fd, const struct sockaddr *peer,
                           socklen_t peer_len)
 {
     if (session_count >= pop3d_var.session_limit) {
         msg_warn("session limit %lld reached: refusing a client", pop3d_var.session_limit);
-        refuse(fd, pop3d_var.wrappermode ? NULL : "-ERR [SYS/TEMP] Server busy, try again later.");
+        server_refuse(fd, pop3d_var.wrappermode ? NULL : "-ERR [SYS/TEMP] Server busy, try again later.");
         return;
     }
     if (pop3d_var.wrappermode && pop3d_var.tls_ctx == NULL) {
-        refuse(fd, NULL);
+        server_refuse(fd, NULL);
         return;
     }
     struct pop3d_session *s = xcalloc(1, sizeof(*s));

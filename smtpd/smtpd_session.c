@@ -755,18 +755,6 @@ static void greet_done(struct event_loop *loop, void *ctx)
 }
 
 /* text NULL: just close (SMTPS clients expect a TLS record, not text). */
-static void refuse(int fd, const char *text)
-{
-    if (text != NULL) {
-        char line[256];
-        int n = snprintf(line, sizeof(line), "%s\r\n", text);
-        if (n > 0 && send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-            /* best effort: the connection is closed either way */
-        }
-    }
-    close(fd);
-}
-
 void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr *peer,
                           socklen_t peer_len)
 {
@@ -778,11 +766,11 @@ void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr
                  addr);
         char text[200];
         snprintf(text, sizeof(text), "421 4.7.0 %s Server busy", smtpd_var.myhostname);
-        refuse(fd, wrapper ? NULL : text);
+        server_refuse(fd, wrapper ? NULL : text);
         return;
     }
     if (wrapper && smtpd_var.tls_ctx == NULL) {
-        refuse(fd, NULL);   /* logged once at start */
+        server_refuse(fd, NULL);   /* logged once at start */
         return;
     }
     const char *name = strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0 ? "localhost"
@@ -790,7 +778,7 @@ void smtpd_session_accept(struct event_loop *loop, int fd, const struct sockaddr
     /* smtpd_client_connection_count_limit / _rate_limit (lib/anvil). */
     char text[300];
     if (smtpd_anvil_connect(addr, name, text, sizeof(text)) < 0) {
-        refuse(fd, wrapper ? NULL : text);
+        server_refuse(fd, wrapper ? NULL : text);
         return;
     }
     struct smtpd_session *s = xcalloc(1, sizeof(*s));
