@@ -31,9 +31,7 @@
  *	whose lock is busy (pop3d), until it gets the lock and claims.
  *	Read-write syncs also move files from new/ to cur/ (the Maildir
  *	convention: a mail reader has seen them); \Recent does not depend
- *	on where a file is. A sync moves at most IMAPD_MOVE_BATCH files; the
- *	rest move in later loop rounds, after the command's reply (a first
- *	SELECT of 10,000 new messages no longer waits for 10,000 renames).
+ *	on where a file is.
  *
  *	EXPUNGE, UID EXPUNGE and CLOSE remove \Deleted messages of the view
  *	(messages the client has not been told about are left for a later
@@ -389,23 +387,19 @@ static void recent_update(struct imapd_mailbox *mb, int locked)
     recent_add(mb, mailbox_index_first_recent_uid(mb->index), next);
 }
 
-/* Moves up to budget of the files a sync found in new/ to cur/ with the
-   flags of their names: this selection has seen them. Sets
-   mb->moves_pending when some are left. */
-static void move_new_to_cur(struct imapd_mailbox *mb, size_t budget)
+/* Moves the files a sync found in new/ to cur/ with the flags of their
+   names: this selection has seen them. */
+static void move_new_to_cur(struct imapd_mailbox *mb)
 {
     size_t n = 0, k = 0;
     const struct mailbox_msg *msgs = mailbox_index_messages(mb->index, &n);
     for (size_t i = 0; i < n; i++)
         k += strncmp(msgs[i].path, "new/", 4) == 0;
-    mb->moves_pending = k > budget;
-    if (k > budget)
-        k = budget;
     if (k == 0)
         return;
     uint32_t *uids = xreallocarray(NULL, k, sizeof(*uids));
     k = 0;
-    for (size_t i = 0; i < n && k < budget; i++)
+    for (size_t i = 0; i < n; i++)
         if (strncmp(msgs[i].path, "new/", 4) == 0)
             uids[k++] = msgs[i].uid;
     /* set_flags may drop a vanished message from the array: look each
@@ -431,7 +425,7 @@ static int sync_locked(struct imapd_mailbox *mb)
         return -1;
     }
     if (!mb->readonly)
-        move_new_to_cur(mb, IMAPD_MOVE_BATCH);
+        move_new_to_cur(mb);
     recent_update(mb, 1);
     keywords_refresh(mb);
     return 0;
@@ -456,8 +450,6 @@ int imapd_mbox_lock(struct imapd_session *s)
     return 0;
 }
 
-static void schedule_moves(struct imapd_session *s, long long msec);
-
 void imapd_mbox_unlock(struct imapd_session *s)
 {
     struct imapd_mailbox *mb = s->mbox;
@@ -466,39 +458,6 @@ void imapd_mbox_unlock(struct imapd_session *s)
     if (mailbox_index_flush(mb->index) < 0)
         msg_warn("imapd: %s: cannot write the index: %m", mb->path);
     mailbox_index_unlock(mb->index);
-    if (mb->moves_pending)
-        schedule_moves(s, 0);
-}
-
-/* The rest of a big new/ -> cur/ move, a batch per loop round. No sync
-   first: a file another process moved or removed meanwhile is found by
-   its unique part or skipped (set_flags), and the next command's sync
-   sees the directories as they are. */
-static void moves_continue(struct event_loop *loop, void *ctx)
-{
-    (void)loop;
-    struct imapd_session *s = ctx;
-    struct imapd_mailbox *mb = s->mbox;
-    mb->move_timer = NULL;
-    int r = mailbox_index_lock(mb->index, 1);
-    if (r != 0) {
-        if (r > 0)
-            schedule_moves(s, 100);   /* pop3d holds it: later */
-        return;
-    }
-    move_new_to_cur(mb, IMAPD_MOVE_BATCH);
-    if (mailbox_index_flush(mb->index) < 0)
-        msg_warn("imapd: %s: cannot write the index: %m", mb->path);
-    mailbox_index_unlock(mb->index);
-    if (mb->moves_pending)
-        schedule_moves(s, 0);
-}
-
-static void schedule_moves(struct imapd_session *s, long long msec)
-{
-    struct imapd_mailbox *mb = s->mbox;
-    if (mb->move_timer == NULL && !mb->readonly)
-        mb->move_timer = event_timer_add(mb->loop, msec, moves_continue, s);
 }
 
 /*
@@ -571,8 +530,6 @@ static void mailbox_free(struct imapd_mailbox **mb_p)
     if (mb == NULL)
         return;
     *mb_p = NULL;
-    if (mb->move_timer != NULL)
-        event_timer_cancel(mb->loop, &mb->move_timer);
     mailbox_index_close(&mb->index);
     maildir_keywords_free(&mb->keywords);
     free(mb->path);
@@ -705,7 +662,6 @@ int imapd_mailbox_select(struct imapd_session *s, const char *name, int readonly
     mb->path = path;
     mb->name = xstrdup(name);
     mb->readonly = readonly;
-    mb->loop = s->loop;
     mb->condstore = condstore || (s->enabled & IMAPD_ENABLED_CONDSTORE) != 0;
     mb->keywords = maildir_keywords_new(path);
     s->mbox = mb;

@@ -71,17 +71,7 @@ struct imapd_mailbox {
     /* The index array may differ from the view: set whenever our handle
        synced or changed something, cleared by a full comparison. */
     int changed;
-    /* Files still in new/ after a sync moved IMAPD_MOVE_BATCH of them:
-       the rest move in later loop rounds (move_timer), after the reply. */
-    int moves_pending;
-    struct event_loop *loop;
-    struct event_timer *move_timer;
 };
-
-/* new/ -> cur/ renames done inside one command or loop round. A
-   rename in a directory of 10,000 files costs ~10 us of ext4 work, so a
-   first SELECT would otherwise wait for all of them. */
-#define IMAPD_MOVE_BATCH 1000
 
 /* Takes the index lock without waiting and, when the folder changed,
    syncs the index (read-write: files in new/ are moved to cur/, and
