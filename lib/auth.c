@@ -38,6 +38,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "base64.h"
 #include "config.h"
 #include "log.h"
 #include "resolve.h"
@@ -302,21 +303,6 @@ void auth_check_cancel(struct auth_request **req_p)
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 char *auth_base64_encode(const void *data, size_t len)
 {
     const unsigned char *in = data;
@@ -357,7 +343,7 @@ char *auth_base64_decode(const char *text, size_t len, size_t *out_len_r)
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < len; i++) {
-        int v = b64_value((unsigned char)text[i]);
+        int v = base64_value((unsigned char)text[i]);
         if (v < 0) {
             free(out);
             return NULL;

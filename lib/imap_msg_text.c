@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "imap_msg_private.h"
 
 unsigned char imap_msg_fold(unsigned char c, unsigned char *prev)
@@ -171,28 +172,13 @@ static int hex_value(char c)
     return -1;
 }
 
-static int base64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Anything outside the alphabet (line breaks, '=' padding, junk) is
    skipped, as RFC 2045 6.8 asks of decoders. */
 static void decode_base64(struct sink *s, const char *p, size_t n)
 {
     unsigned acc = 0, bits = 0;
     for (size_t i = 0; i < n && !sink_done(s); i++) {
-        int v = base64_value(p[i]);
+        int v = base64_value((unsigned char)p[i]);
         if (v < 0)
             continue;
         acc = (acc << 6 | (unsigned)v) & 0xffffff;
