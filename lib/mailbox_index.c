@@ -692,6 +692,7 @@ struct mailbox_index *mailbox_index_open(const char *maildir, char **error_r)
     ix->db_path = xasprintf("%s/%s", maildir, INDEX_NAME);
     ix->lock_path = xasprintf("%s/%s", maildir, LOCK_NAME);
     ix->lock_fd = -1;
+    ix->dir_fd = -1;
     if (ix_index_attach(ix, NULL, error_r) < 0) {
         int saved = errno;
         mailbox_index_close(&ix);
@@ -725,6 +726,8 @@ void mailbox_index_close(struct mailbox_index **index_p)
     env_release(ix);
     if (ix->lock_fd >= 0)
         close(ix->lock_fd);
+    if (ix->dir_fd >= 0)
+        close(ix->dir_fd);
     ix_msgs_free(ix);
     pending_free(ix);
     ix_cache_free(ix);
@@ -759,6 +762,27 @@ void mailbox_index_unlock(struct mailbox_index *ix)
 {
     if (ix->lock_fd >= 0 && flock(ix->lock_fd, LOCK_UN) < 0)
         msg_warn("mailbox index: unlock %s: %m", ix->lock_path);
+    if (ix->dir_fd >= 0) {
+        close(ix->dir_fd);
+        ix->dir_fd = -1;
+    }
+}
+
+/* rename() of two paths relative to the Maildir. */
+static int maildir_rename(struct mailbox_index *ix, const char *from, const char *to)
+{
+    if (ix->dir_fd < 0)
+        ix->dir_fd = open(ix->maildir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (ix->dir_fd >= 0)
+        return renameat(ix->dir_fd, from, ix->dir_fd, to);
+    char *full_from = xasprintf("%s/%s", ix->maildir, from);
+    char *full_to = xasprintf("%s/%s", ix->maildir, to);
+    int r = rename(full_from, full_to);
+    int saved = errno;
+    free(full_from);
+    free(full_to);
+    errno = saved;
+    return r;
 }
 
 uint32_t mailbox_index_uidvalidity(const struct mailbox_index *ix)
@@ -1110,23 +1134,17 @@ int mailbox_index_set_flags(struct mailbox_index *ix, uint32_t uid, const char *
         free(path);
         return 0;
     }
-    char *from = xasprintf("%s/%s", ix->maildir, m->path);
-    char *to = xasprintf("%s/%s", ix->maildir, path);
-    int r = rename(from, to);
+    int r = maildir_rename(ix, m->path, path);
     if (r < 0 && errno == ENOENT) {
         char *moved = locate_base(ix, m->base);
         if (moved != NULL) {
-            free(from);
-            from = xasprintf("%s/%s", ix->maildir, moved);
+            r = maildir_rename(ix, moved, path);
             free(moved);
-            r = rename(from, to);
         } else {
             errno = ENOENT;
         }
     }
     int saved = errno;
-    free(from);
-    free(to);
     if (r < 0) {
         free(path);
         if (saved == ENOENT)

@@ -103,6 +103,10 @@ struct mailbox_index {
     char *lock_path;
     struct index_env *e;
     int lock_fd;
+    /* The Maildir, O_PATH, for renames relative to it (no walk of the
+       whole path per file); opened on first use, closed at unlock and
+       close, so an idle handle holds no extra descriptor. -1: none. */
+    int dir_fd;
     struct meta meta;
     struct mailbox_msg *msgs;
     struct msg_extra *extra;
