@@ -6,7 +6,7 @@
  */
 #include "base64.h"
 
-int base64_value(unsigned char c)
+static int value(unsigned char c, unsigned char char63)
 {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -16,7 +16,17 @@ int base64_value(unsigned char c)
         return c - '0' + 52;
     if (c == '+')
         return 62;
-    if (c == '/')
+    if (c == char63)
         return 63;
     return -1;
+}
+
+int base64_value(unsigned char c)
+{
+    return value(c, '/');
+}
+
+int base64_imap_value(unsigned char c)
+{
+    return value(c, ',');
 }

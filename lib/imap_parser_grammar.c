@@ -25,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
 #include "imap_parser_private.h"
 #include "log.h"
 #include "xalloc.h"
@@ -442,21 +443,6 @@ int imap_gram_nstring(struct imap_gram *g, char **s_r, size_t *len_r)
 
 /* Mailbox names ----------------------------------------------------- */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == ',')
-        return 63;
-    return -1;
-}
-
 /* RFC 3501 5.1.3: printable US-ASCII stands for itself, "&-" is "&",
    anything else is "&" modified-base64(UTF-16BE) "-", which must not
    encode printable ASCII, must pair surrogates and must end on a
@@ -477,7 +463,7 @@ int imap_mailbox_name_valid(const char *s, size_t len)
         size_t units = 0;
         int high = 0;
         for (; i < len && s[i] != '-'; i++) {
-            int v = b64_value((unsigned char)s[i]);
+            int v = base64_imap_value((unsigned char)s[i]);
             if (v < 0)
                 return 0;
             bits = (bits << 6) | (uint32_t)v;

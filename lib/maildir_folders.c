@@ -302,6 +302,28 @@ static int rename_noreplace(const char *from, const char *to)
     return rename(from, to);
 }
 
+/* Unlinks every entry of the open directory d (at path; entries that are
+   directories make it fail), closes d, then removes path itself. */
+static int unlink_entries_and_rmdir(DIR *d, const char *path)
+{
+    struct dirent *e;
+    int r = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT) {
+            msg_warn("remove %s/%s: %m", path, e->d_name);
+            r = -1;
+        }
+    }
+    closedir(d);
+    if (r == 0 && rmdir(path) < 0) {
+        msg_warn("remove directory %s: %m", path);
+        r = -1;
+    }
+    return r;
+}
+
 /* Removes every entry of dir/sub that is not a directory, then
    dir/sub itself. ENOENT for sub is success; a file or symbolic link
    named sub is removed itself, never followed (a link could point at
@@ -324,21 +346,7 @@ static int empty_subdir(const char *dir, const char *sub)
         free(path);
         return r;
     }
-    struct dirent *e;
-    int r = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT) {
-            msg_warn("remove %s/%s: %m", path, e->d_name);
-            r = -1;
-        }
-    }
-    closedir(d);
-    if (r == 0 && rmdir(path) < 0) {
-        msg_warn("remove directory %s: %m", path);
-        r = -1;
-    }
+    int r = unlink_entries_and_rmdir(d, path);
     free(path);
     return r;
 }
@@ -418,22 +426,7 @@ static int remove_folder_dir(const char *dir)
         msg_warn("open directory %s: %m", dir);
         return -1;
     }
-    struct dirent *e;
-    int r = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT) {
-            msg_warn("remove %s/%s: %m", dir, e->d_name);
-            r = -1;
-        }
-    }
-    closedir(d);
-    if (r == 0 && rmdir(dir) < 0) {
-        msg_warn("remove directory %s: %m", dir);
-        r = -1;
-    }
-    return r;
+    return unlink_entries_and_rmdir(d, dir);
 }
 
 /* CREATE */
