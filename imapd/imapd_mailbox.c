@@ -524,6 +524,21 @@ static size_t view_recent(const struct imapd_mailbox *mb)
     return r;
 }
 
+/* Opens a folder's index for SELECT or STATUS; NULL with *error_r (the
+   cause is logged). */
+static struct mailbox_index *open_index(struct imapd_session *s, const char *path,
+                                        const char **error_r)
+{
+    char *error = NULL;
+    struct mailbox_index *index = mailbox_index_open(path, &error);
+    if (index == NULL) {
+        msg_warn("imapd: %s: %s", s->login, error ? error : "cannot open the index");
+        free(error);
+        *error_r = "[SERVERBUG] Cannot open the mailbox";
+    }
+    return index;
+}
+
 static void mailbox_free(struct imapd_mailbox **mb_p)
 {
     struct imapd_mailbox *mb = *mb_p;
@@ -648,13 +663,9 @@ int imapd_mailbox_select(struct imapd_session *s, const char *name, int readonly
     char *path = imapd_mbox_existing_path(s, name, 0, error_r);
     if (path == NULL)
         return -1;
-    char *error = NULL;
-    struct mailbox_index *index = mailbox_index_open(path, &error);
+    struct mailbox_index *index = open_index(s, path, error_r);
     if (index == NULL) {
-        msg_warn("imapd: %s: %s", s->login, error ? error : "cannot open the index");
-        free(error);
         free(path);
-        *error_r = "[SERVERBUG] Cannot open the mailbox";
         return -1;
     }
     struct imapd_mailbox *mb = xcalloc(1, sizeof(*mb));
@@ -886,21 +897,18 @@ int imapd_mailbox_status(struct imapd_session *s, const char *name, struct imapd
     char *path = imapd_mbox_existing_path(s, name, 0, error_r);
     if (path == NULL)
         return -1;
-    char *error = NULL;
     /* A handle of our own: the selection's view is not touched, nothing
        is claimed and nothing is moved out of new/. */
-    struct mailbox_index *index = mailbox_index_open(path, &error);
+    struct mailbox_index *index = open_index(s, path, error_r);
     if (index == NULL) {
-        msg_warn("imapd: %s: %s", s->login, error ? error : "cannot open the index");
-        free(error);
         free(path);
-        *error_r = "[SERVERBUG] Cannot open the mailbox";
         return -1;
     }
     int synced = 0;
     if (mailbox_index_stale(index)) {
         int lr = mailbox_index_lock(index, 1);
         if (lr == 0) {
+            char *error = NULL;
             if (mailbox_index_sync(index, &error) < 0) {
                 msg_warn("imapd: %s: %s", path, error ? error : "cannot sync the index");
                 free(error);
