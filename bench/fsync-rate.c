@@ -55,7 +55,9 @@ static int make_file(const char *dir, long n, int do_fsync)
     char path[4096];
     int fd;
 
-    snprintf(path, sizeof(path), "%s/f%ld", dir, n);
+    int len = snprintf(path, sizeof(path), "%s/f%ld", dir, n);
+    if (len < 0 || (size_t) len >= sizeof(path))
+        fail("path too long", dir);
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         fail("open", path);

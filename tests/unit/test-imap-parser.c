@@ -379,8 +379,9 @@ static void check_len(const char *input, size_t len, const char *expected)
                     got, expected);
             free(got);
             fail();
+        } else {
+            free(got);
         }
-        free(got);
     }
 }
 
