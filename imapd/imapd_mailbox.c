@@ -387,35 +387,6 @@ static void recent_update(struct imapd_mailbox *mb, int locked)
     recent_add(mb, mailbox_index_first_recent_uid(mb->index), next);
 }
 
-/* Moves the files a sync found in new/ to cur/ with the flags of their
-   names: this selection has seen them. */
-static void move_new_to_cur(struct imapd_mailbox *mb)
-{
-    size_t n = 0, k = 0;
-    const struct mailbox_msg *msgs = mailbox_index_messages(mb->index, &n);
-    for (size_t i = 0; i < n; i++)
-        k += strncmp(msgs[i].path, "new/", 4) == 0;
-    if (k == 0)
-        return;
-    uint32_t *uids = xreallocarray(NULL, k, sizeof(*uids));
-    k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(msgs[i].path, "new/", 4) == 0)
-            uids[k++] = msgs[i].uid;
-    /* set_flags may drop a vanished message from the array: look each
-       one up again instead of keeping pointers. */
-    for (size_t i = 0; i < k; i++) {
-        const struct mailbox_msg *m = mailbox_index_find(mb->index, uids[i]);
-        if (m == NULL)
-            continue;
-        char flags[MAILBOX_FLAGS_SIZE];
-        snprintf(flags, sizeof(flags), "%s", m->flags);
-        if (mailbox_index_set_flags(mb->index, uids[i], flags) < 0 && errno != ENOENT)
-            msg_warn("imapd: %s: cannot move a new message to cur/: %m", mb->path);
-    }
-    free(uids);
-}
-
 static int sync_locked(struct imapd_mailbox *mb)
 {
     char *error = NULL;
@@ -424,8 +395,6 @@ static int sync_locked(struct imapd_mailbox *mb)
         free(error);
         return -1;
     }
-    if (!mb->readonly)
-        move_new_to_cur(mb);
     recent_update(mb, 1);
     keywords_refresh(mb);
     return 0;
@@ -673,6 +642,8 @@ int imapd_mailbox_select(struct imapd_session *s, const char *name, int readonly
     mb->path = path;
     mb->name = xstrdup(name);
     mb->readonly = readonly;
+    /* This selection has seen what is in new/: its syncs move it to cur/. */
+    mailbox_index_set_move_new(index, !readonly);
     mb->condstore = condstore || (s->enabled & IMAPD_ENABLED_CONDSTORE) != 0;
     mb->keywords = maildir_keywords_new(path);
     s->mbox = mb;

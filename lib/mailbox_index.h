@@ -63,6 +63,11 @@ void mailbox_index_unlock(struct mailbox_index *index);
    *error_r (malloc'd). */
 int mailbox_index_sync(struct mailbox_index *index, char **error_r);
 
+/* on: every later sync of this handle also moves the files it finds in
+   new/ to cur/NAME:2,FLAGS and records them there (a read-write IMAP
+   selection has seen them). Off by default (pop3d, EXAMINE, STATUS). */
+void mailbox_index_set_move_new(struct mailbox_index *index, int on);
+
 uint32_t mailbox_index_uidvalidity(const struct mailbox_index *index);
 uint32_t mailbox_index_uidnext(const struct mailbox_index *index);
 

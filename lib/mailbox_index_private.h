@@ -133,6 +133,8 @@ struct mailbox_index {
     struct timespec dir_mtime[2]; /* new/, cur/ */
     uint8_t dir_exists[2];
     uint8_t dir_trusted[2];
+    /* mailbox_index_set_move_new(): syncs move new/ files to cur/. */
+    uint8_t move_new;
     /* Cache values waiting for the next flush, sorted by (uid, kind). */
     struct cache_pending *cache;
     size_t cache_count, cache_alloc, cache_bytes;

@@ -8,6 +8,13 @@
  *	new to the index get their sizes from their names (S=, W=, P=) or
  *	one read, then one write transaction applies the changes.
  *
+ *	A handle set to move new mail (mailbox_index_set_move_new) renames
+ *	every file listed in new/ to cur/NAME:2,FLAGS. The renames cost the
+ *	kernel more than the rest of a sync together, and they serialize on
+ *	the file system's rename lock, so one helper thread does them while
+ *	this thread lists cur/, merges and reads the sizes; the records are
+ *	then written once, with their cur/ paths.
+ *
  *	Before listing, the sync notes the time and the mtimes of new/ and
  *	cur/ for mailbox_index_stale() (mailbox_index_imap.c). A handle
  *	whose index file was replaced (rebuilt by another handle or process)
@@ -20,6 +27,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +54,10 @@ static uint32_t uid_from_key(const unsigned char *p)
 
 
 struct dent {
-    char *name;
+    char *name; /* owned by the mover's job when job != 0 */
     struct maildir_name p;
     uint8_t cur;
+    uint32_t job; /* 1 + its index in the mover's jobs, 0: none */
 };
 
 struct loaded {
@@ -54,7 +65,32 @@ struct loaded {
     struct msg_extra x;
     uint64_t time; /* sort key of new messages */
     uint8_t cur;   /* new messages: in cur/ */
+    uint32_t job;  /* the chosen file's move, as in struct dent */
     enum { KEEP, UPDATE, DELETE } state;
+};
+
+/* One file to move from new/ to cur/. */
+struct move_job {
+    char *from;                      /* name in new/ */
+    char *to;                        /* name in cur/: unique part ":2," flags */
+    char flags[MAILBOX_FLAGS_SIZE];  /* of the name in cur/ */
+    int err;                         /* 0: moved, else errno */
+};
+
+/* Fewer files than this are moved on this thread, after their sizes are
+   read: a thread costs more than it saves. */
+#define MOVE_THREAD_MIN 256
+
+struct mover {
+    struct move_job *jobs;
+    size_t count;
+    int new_fd, cur_fd;  /* O_PATH descriptors of new/ and cur/ */
+    /* Jobs finished, in order; written by the thread (release) once a
+       job's err is set. */
+    atomic_size_t done;
+    atomic_int stop;     /* a failed sync: the thread stops early */
+    pthread_t thread;
+    int running;         /* the thread was started and not joined */
 };
 
 struct sync_state {
@@ -68,6 +104,7 @@ struct sync_state {
     size_t nadds, aadds;
     struct meta m0; /* meta data the merge was based on */
     struct meta m1; /* after the write */
+    struct mover mv;
     int changed;
     /* For mailbox_index_stale(), taken before the listing. */
     struct timespec start;
@@ -101,10 +138,15 @@ static int add_cmp(const void *va, const void *vb)
     return strcmp(a->m.base, b->m.base);
 }
 
+static void mover_finish(struct sync_state *s);
+static void mover_free(struct mover *mv);
+
 static void sync_state_free(struct sync_state *s)
 {
+    mover_finish(s);
     for (size_t i = 0; i < s->ndents; i++)
-        free(s->dents[i].name);
+        if (s->dents[i].job == 0)
+            free(s->dents[i].name);
     free(s->dents);
     for (int i = 0; i < 2; i++)
         if (s->dirs[i] != NULL)
@@ -115,6 +157,7 @@ static void sync_state_free(struct sync_state *s)
     for (size_t i = 0; i < s->nadds; i++)
         ix_msg_free(&s->adds[i].m);
     free(s->adds);
+    mover_free(&s->mv);
     memset(s, 0, sizeof(*s));
 }
 
@@ -157,6 +200,7 @@ static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, cha
         t->name = xstrdup(de->d_name);
         t->p = p;
         t->cur = (uint8_t)cur;
+        t->job = 0;
     }
     if (errno != 0) {
         int saved = errno;
@@ -167,6 +211,225 @@ static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, cha
     }
     free(path);
     return 0;
+}
+
+/*
+ * Moving new/ to cur/.
+ */
+
+static void *mover_main(void *arg);
+
+/* Notes a move for every file listed so far (all in new/) whose cur/
+   name is valid, and starts the thread when there are enough. Without
+   new/ or cur/ nothing is moved. */
+static void mover_start(struct mailbox_index *ix, struct sync_state *s)
+{
+    struct mover *mv = &s->mv;
+    if (s->ndents == 0)
+        return;
+    char *path = xasprintf("%s/new", ix->maildir);
+    int new_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    free(path);
+    path = xasprintf("%s/cur", ix->maildir);
+    int cur_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (new_fd < 0 || cur_fd < 0) {
+        msg_warn("mailbox index: cannot move new messages: open %s: %m",
+                 new_fd < 0 ? "new/" : path);
+        free(path);
+        if (new_fd >= 0)
+            close(new_fd);
+        if (cur_fd >= 0)
+            close(cur_fd);
+        return;
+    }
+    free(path);
+    mv->jobs = xreallocarray(NULL, s->ndents, sizeof(*mv->jobs));
+    for (size_t i = 0; i < s->ndents; i++) {
+        struct dent *d = &s->dents[i];
+        char norm[MAILBOX_FLAGS_SIZE];
+        if (mailbox_index_normalize_flags(d->p.flags, norm) < 0 ||
+            d->p.base_len + 3 + strlen(norm) > NAME_LIMIT)
+            continue;
+        struct move_job *j = &mv->jobs[mv->count++];
+        j->from = d->name;
+        j->to = xasprintf("%.*s:2,%s", (int)d->p.base_len, d->name, norm);
+        memcpy(j->flags, norm, sizeof(j->flags));
+        j->err = -1;
+        d->job = (uint32_t)mv->count;
+    }
+    mv->new_fd = new_fd;
+    mv->cur_fd = cur_fd;
+    atomic_init(&mv->done, 0);
+    atomic_init(&mv->stop, 0);
+    if (mv->count < MOVE_THREAD_MIN)
+        return;
+    /* Signals stay with the event loop's thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    mv->running = pthread_create(&mv->thread, NULL, mover_main, mv) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void move_one(const struct mover *mv, struct move_job *j)
+{
+    /* Never over another file: two files of one unique part both stay. */
+    int r = renameat2(mv->new_fd, j->from, mv->cur_fd, j->to, RENAME_NOREPLACE);
+    if (r < 0 && errno == EINVAL) /* a file system without it */
+        r = renameat(mv->new_fd, j->from, mv->cur_fd, j->to);
+    j->err = r == 0 ? 0 : errno;
+}
+
+/* Touches nothing but the jobs: errors are reported by the sync. */
+static void *mover_main(void *arg)
+{
+    struct mover *mv = arg;
+    for (size_t i = 0; i < mv->count; i++) {
+        if (atomic_load_explicit(&mv->stop, memory_order_relaxed))
+            break;
+        move_one(mv, &mv->jobs[i]);
+        atomic_store_explicit(&mv->done, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Waits for the thread; without one, moves the files here. cancel (a
+   failed sync): stops the thread and moves nothing more. */
+static void mover_wait(struct sync_state *s, int cancel)
+{
+    struct mover *mv = &s->mv;
+    if (mv->running) {
+        if (cancel)
+            atomic_store(&mv->stop, 1);
+        pthread_join(mv->thread, NULL);
+        mv->running = 0;
+    }
+    if (cancel || mv->jobs == NULL)
+        return;
+    for (size_t i = atomic_load(&mv->done); i < mv->count; i++) {
+        move_one(mv, &mv->jobs[i]);
+        atomic_store(&mv->done, i + 1);
+    }
+}
+
+static void mover_finish(struct sync_state *s)
+{
+    mover_wait(s, 1);
+}
+
+static void mover_free(struct mover *mv)
+{
+    if (mv->jobs == NULL)
+        return;
+    for (size_t i = 0; i < mv->count; i++) {
+        free(mv->jobs[i].from);
+        free(mv->jobs[i].to);
+    }
+    free(mv->jobs);
+    close(mv->new_fd);
+    close(mv->cur_fd);
+    memset(mv, 0, sizeof(*mv));
+}
+
+/* Where a file being added is, first guess: its directory and name.
+   The mover may take it from new/ to cur/ at any moment, so after ENOENT
+   the caller tries the other place (add_other). */
+static int add_place(const struct sync_state *s, const struct loaded *a, int *moved_r,
+                     const char **name_r)
+{
+    *moved_r = 0;
+    if (a->job == 0) {
+        DIR *d = s->dirs[a->cur];
+        *name_r = a->m.path + 4;
+        return d != NULL ? dirfd(d) : -1;
+    }
+    const struct mover *mv = &s->mv;
+    size_t k = a->job - 1;
+    *moved_r = atomic_load_explicit(&mv->done, memory_order_acquire) > k && mv->jobs[k].err == 0;
+    *name_r = *moved_r ? mv->jobs[k].to : mv->jobs[k].from;
+    return *moved_r ? mv->cur_fd : mv->new_fd;
+}
+
+static int add_other(const struct sync_state *s, const struct loaded *a, int moved,
+                     const char **name_r)
+{
+    const struct move_job *j = &s->mv.jobs[a->job - 1];
+    *name_r = moved ? j->from : j->to;
+    return moved ? s->mv.new_fd : s->mv.cur_fd;
+}
+
+static int add_fstatat(const struct sync_state *s, const struct loaded *a, struct stat *st)
+{
+    const char *name;
+    int moved;
+    int dfd = add_place(s, a, &moved, &name);
+    if (dfd < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
+        return 0;
+    if (errno != ENOENT || a->job == 0)
+        return -1;
+    dfd = add_other(s, a, moved, &name);
+    return fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW);
+}
+
+static int add_openat(const struct sync_state *s, const struct loaded *a)
+{
+    const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+    const char *name;
+    int moved;
+    int dfd = add_place(s, a, &moved, &name);
+    if (dfd < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    int fd = openat(dfd, name, flags);
+    if (fd >= 0 || errno != ENOENT || a->job == 0)
+        return fd;
+    dfd = add_other(s, a, moved, &name);
+    return openat(dfd, name, flags);
+}
+
+static void take_move(struct mailbox_msg *m, const struct move_job *j)
+{
+    free(m->path);
+    m->path = xasprintf("cur/%s", j->to);
+    memcpy(m->flags, j->flags, sizeof(m->flags));
+}
+
+/* After the moves: the records of moved files get their cur/ paths. A
+   file gone from new/ (ENOENT) was moved or removed by someone else; the
+   next sync finds it. */
+static void apply_moves(struct mailbox_index *ix, struct sync_state *s)
+{
+    const struct mover *mv = &s->mv;
+    size_t failed = 0;
+    int first = 0;
+    for (size_t k = 0; k < mv->count; k++) {
+        int err = mv->jobs[k].err;
+        if (err != 0 && err != ENOENT && failed++ == 0)
+            first = err;
+    }
+    if (failed > 0)
+        msg_warn("mailbox index: %s: cannot move %zu of %zu new messages to cur/: %s",
+                 ix->maildir, failed, mv->count, strerror(first));
+    for (size_t i = 0; i < s->nadds; i++) {
+        struct loaded *a = &s->adds[i];
+        if (a->job != 0 && mv->jobs[a->job - 1].err == 0) {
+            take_move(&a->m, &mv->jobs[a->job - 1]);
+            a->cur = 1;
+        }
+    }
+    for (size_t i = 0; i < s->nrecs; i++) {
+        struct loaded *r = &s->recs[i];
+        if (r->state != DELETE && r->job != 0 && mv->jobs[r->job - 1].err == 0) {
+            take_move(&r->m, &mv->jobs[r->job - 1]);
+            r->state = UPDATE;
+            s->changed = 1;
+        }
+    }
 }
 
 /* Copies every record out of one read transaction. */
@@ -264,6 +527,7 @@ static void merge(struct sync_state *s)
             for (size_t t = i; t < k; t++)
                 if (dent_is(&s->dents[t], r->m.path))
                     chosen = &s->dents[t];
+            r->job = chosen->job;
             if (!dent_is(chosen, r->m.path)) {
                 free(r->m.path);
                 r->m.path = dent_path(chosen);
@@ -290,6 +554,7 @@ static void merge(struct sync_state *s)
             memcpy(a->m.flags, chosen->p.flags, sizeof(a->m.flags));
             a->time = chosen->p.time;
             a->cur = chosen->cur;
+            a->job = chosen->job;
             s->changed = 1;
         }
         i = k;
@@ -301,7 +566,7 @@ static void merge(struct sync_state *s)
    (S=, W=, P=): a stat for the date and to check S= is enough. Sizes
    that contradict each other or the file mean another tool wrote or
    changed it: the file is read instead. */
-static int sizes_from_name(DIR *d, struct loaded *a)
+static int sizes_from_name(const struct sync_state *s, struct loaded *a)
 {
     const char *name = a->m.path + 4;
     struct maildir_name p;
@@ -310,8 +575,7 @@ static int sizes_from_name(DIR *d, struct loaded *a)
         !p.has_crlf_size || !p.has_pop3_size || p.crlf_size < p.size ||
         p.pop3_size < p.crlf_size)
         return 0;
-    if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size != p.size)
+    if (add_fstatat(s, a, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != p.size)
         return 0;
     a->m.size = p.size;
     a->m.crlf_size = p.crlf_size;
@@ -330,21 +594,16 @@ static void count_adds(struct mailbox_index *ix, struct sync_state *s)
     size_t kept = 0;
     for (size_t i = 0; i < s->nadds; i++) {
         struct loaded *a = &s->adds[i];
-        DIR *d = s->dirs[a->cur];
-        if (d != NULL && sizes_from_name(d, a)) {
+        if (sizes_from_name(s, a)) {
             s->adds[kept++] = *a;
             continue;
         }
-        int fd = d ? openat(dirfd(d), a->m.path + 4, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-                                                         O_NONBLOCK)
-                   : -1;
+        int fd = add_openat(s, a);
         struct stat st;
         struct mailbox_msg_counts n;
         int ok = fd >= 0 && fstat(fd, &st) == 0 &&
                  (S_ISREG(st.st_mode) || (errno = ENOENT, 0)) &&
                  mailbox_index_count_fd(fd, &n) == 0;
-        if (fd < 0 && d == NULL)
-            errno = ENOENT;
         if (!ok && errno != ENOENT && errno != ELOOP)
             msg_warn("mailbox index: cannot read %s/%s: %m", ix->maildir, a->m.path);
         if (fd >= 0)
@@ -478,7 +737,15 @@ static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r
     note_dirs(ix, &s);
     /* new/ before cur/: a message moving new -> cur meanwhile is then
        seen at least once. */
-    if (list_dir(ix, &s, 0, error_r) < 0 || list_dir(ix, &s, 1, error_r) < 0) {
+    if (list_dir(ix, &s, 0, error_r) < 0) {
+        int saved = errno;
+        sync_state_free(&s);
+        errno = saved;
+        return -1;
+    }
+    if (ix->move_new)
+        mover_start(ix, &s);
+    if (list_dir(ix, &s, 1, error_r) < 0) {
         int saved = errno;
         sync_state_free(&s);
         errno = saved;
@@ -494,10 +761,15 @@ static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r
        keeps): free it before reading new files and installing, so the
        peak does not hold both. */
     for (size_t i = 0; i < s.ndents; i++)
-        free(s.dents[i].name);
+        if (s.dents[i].job == 0)
+            free(s.dents[i].name);
     xfree(&s.dents);
     s.ndents = s.adents = 0;
     count_adds(ix, &s);
+    if (s.mv.jobs != NULL) {
+        mover_wait(&s, 0);
+        apply_moves(ix, &s);
+    }
     if (s.nadds > 0 && (uint64_t)s.m0.uidnext + s.nadds >= UINT32_MAX) {
         sync_state_free(&s);
         return IX_CORRUPT; /* UIDs used up: a new UIDVALIDITY starts over */
@@ -512,6 +784,11 @@ static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r
     keep_dirs(ix, &s);
     sync_state_free(&s);
     return 0;
+}
+
+void mailbox_index_set_move_new(struct mailbox_index *ix, int on)
+{
+    ix->move_new = on != 0;
 }
 
 int mailbox_index_sync(struct mailbox_index *ix, char **error_r)

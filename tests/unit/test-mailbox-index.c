@@ -661,6 +661,134 @@ static void test_sizes_come_from_the_name_when_it_matches_the_file(void **state)
     mailbox_index_close(&ix);
 }
 
+static size_t count_dir(const char *dir, const char *sub)
+{
+    char *p = xasprintf("%s/%s", dir, sub);
+    DIR *d = opendir(p);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    free(p);
+    return n;
+}
+
+/* n files in new/ (from first): even ones with every size in the name
+   as lib/maildir.c writes them, odd ones without sizes (read). */
+static void deliver_many(const char *dir, int first, int n)
+{
+    for (int i = first; i < first + n; i++) {
+        char name[128], text[64];
+        int len = snprintf(text, sizeof(text), "Subject: %d\n\nbody\n", i);
+        if (i % 2 == 0)
+            snprintf(name, sizeof(name), "%d.M%dP1.host,S=%d,W=%d,P=%d", 1700000000 + i, i, len,
+                     len + 3, len + 3);
+        else
+            snprintf(name, sizeof(name), "%d.M%dP1.host", 1700000000 + i, i);
+        deliver(dir, name, text);
+    }
+}
+
+/* Every message in cur/ under its index path, with the sizes its bytes
+   give; nothing left in new/. */
+static void check_all_moved(const char *dir, struct mailbox_index *ix, size_t want)
+{
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, want);
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(m[i].path, "cur/", 4) != 0 || strstr(m[i].path, ":2,") == NULL)
+            fail_msg("uid %u not moved: %s", m[i].uid, m[i].path);
+        assert_true(exists(dir, m[i].path));
+        char *p = xasprintf("%s/%s", dir, m[i].path);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        free(p);
+        assert_int_equal(m[i].size, (uint64_t)st.st_size);
+        assert_int_equal(m[i].crlf_size, (uint64_t)st.st_size + 3);
+        assert_int_equal(m[i].internal_date, (int64_t)st.st_mtime);
+    }
+    assert_int_equal(count_dir(dir, "new"), 0);
+    assert_int_equal(count_dir(dir, "cur"), want);
+}
+
+static void test_move_new_of_many_files_on_the_thread(void **state)
+{
+    struct fixture *f = *state;
+    /* Known to the index while still in new/ (an earlier EXAMINE). */
+    deliver_many(f->dir, 0, 10);
+    struct mailbox_index *ix = open_synced(f->dir);
+    assert_int_equal(count_dir(f->dir, "new"), 10);
+    uint64_t modseq = mailbox_index_highest_modseq(ix);
+    deliver_many(f->dir, 10, 1990);
+    /* One delivered with flags in new/ keeps them. */
+    deliver(f->dir, "1800000000.F.host:2,FS", "Subject: f\n\nbody\n");
+    mailbox_index_set_move_new(ix, 1);
+    sync_ok(ix);
+    const struct mailbox_msg *flagged = by_base(ix, "1800000000.F.host");
+    assert_non_null(flagged);
+    assert_string_equal(flagged->path, "cur/1800000000.F.host:2,FS");
+    assert_string_equal(flagged->flags, "FS");
+    /* The known ones kept their UIDs, moved with a new modseq. */
+    for (uint32_t uid = 1; uid <= 10; uid++) {
+        const struct mailbox_msg *m = mailbox_index_find(ix, uid);
+        assert_non_null(m);
+        assert_true(m->modseq > modseq);
+        char base[64];
+        snprintf(base, sizeof(base), "%u.M%uP1.host", 1700000000 + uid - 1, uid - 1);
+        assert_int_equal(strncmp(m->base, base, strlen(base)), 0);
+    }
+    assert_int_equal(mailbox_index_uidnext(ix), 2002);
+    check_all_moved(f->dir, ix, 2001);
+    mailbox_index_close(&ix);
+    /* Written once, as it is: a fresh handle's sync changes nothing. */
+    ix = open_synced(f->dir);
+    check_all_moved(f->dir, ix, 2001);
+    assert_int_equal(mailbox_index_uidnext(ix), 2002);
+    mailbox_index_close(&ix);
+}
+
+static void test_move_new_of_a_few_files_and_off_by_default(void **state)
+{
+    struct fixture *f = *state;
+    deliver_many(f->dir, 0, 5);
+    struct mailbox_index *ix = open_synced(f->dir);
+    assert_int_equal(count_dir(f->dir, "new"), 5);
+    mailbox_index_set_move_new(ix, 1);
+    deliver_many(f->dir, 5, 5);
+    sync_ok(ix);
+    check_all_moved(f->dir, ix, 10);
+    mailbox_index_set_move_new(ix, 0);
+    deliver_many(f->dir, 10, 3);
+    sync_ok(ix);
+    assert_int_equal(count_dir(f->dir, "new"), 3);
+    mailbox_index_close(&ix);
+}
+
+/* A file in cur/ already has the name the move would give: neither is
+   replaced, both files stay, the index counts the unique part once. */
+static void test_move_new_never_replaces_a_file_in_cur(void **state)
+{
+    struct fixture *f = *state;
+    deliver_many(f->dir, 0, 300);
+    write_file(f->dir, "cur/1700000004.M4P1.host,S=17,W=20,P=20:2,", "other bytes\n", 12);
+    char *error = NULL;
+    struct mailbox_index *ix = mailbox_index_open(f->dir, &error);
+    assert_non_null(ix);
+    mailbox_index_set_move_new(ix, 1);
+    sync_ok(ix);
+    size_t n;
+    (void)mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 300);
+    assert_true(exists(f->dir, "new/1700000004.M4P1.host,S=17,W=20,P=20"));
+    assert_true(exists(f->dir, "cur/1700000004.M4P1.host,S=17,W=20,P=20:2,"));
+    assert_int_equal(count_dir(f->dir, "new"), 1);
+    assert_int_equal(count_dir(f->dir, "cur"), 300);
+    mailbox_index_close(&ix);
+}
+
 /* CR, LF and '.' straddling the 64 KiB read chunks. */
 static void test_count_fd_across_chunk_boundaries(void **state)
 {
@@ -1573,6 +1701,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sizes_come_from_the_name_when_it_matches_the_file,
                                         setup, teardown),
         cmocka_unit_test(test_parse_name_valid_and_invalid),
+        cmocka_unit_test_setup_teardown(test_move_new_of_many_files_on_the_thread, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_move_new_of_a_few_files_and_off_by_default, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_move_new_never_replaces_a_file_in_cur, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_add_registers_a_placed_file_and_sync_keeps_its_uid,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_of_a_missing_or_implausible_file_fails_and_uses_no_uid,
