@@ -193,6 +193,32 @@ static inline int ix_meta_same(const struct meta *a, const struct meta *b)
     return a->uidvalidity == b->uidvalidity && a->uidnext == b->uidnext &&
            a->modseq == b->modseq;
 }
+/* mailbox_index_move.c: moving new/ to cur/ on a helper thread during a
+   sync. Jobs are numbered from 1. */
+struct ix_mover;
+/* NULL when new/ or cur/ cannot be opened (warned unless new/ is missing). */
+struct ix_mover *ix_mover_open(const char *maildir);
+/* Notes a file listed in new/ (name: its unique part is name[0..base_len),
+   flags those of the name). Returns its job, which then owns name, or 0
+   when the cur/ name would not be valid (name stays the caller's). */
+uint32_t ix_mover_add(struct ix_mover *mv, char *name, size_t base_len, const char *flags);
+/* The listing of new/ is over. */
+void ix_mover_listed(struct ix_mover *mv);
+/* Where a job's file is now, as far as the mover knows: the directory
+   descriptor and name (*moved_r: in cur/). The file may move at any
+   moment: after ENOENT, ix_mover_elsewhere names the other place. */
+int ix_mover_where(const struct ix_mover *mv, uint32_t job, int *moved_r, const char **name_r);
+int ix_mover_elsewhere(const struct ix_mover *mv, uint32_t job, int moved, const char **name_r);
+/* Returns when every job is done (renaming what the thread did not). */
+void ix_mover_wait(struct ix_mover *mv);
+/* After ix_mover_wait: 0 (moved) or the errno of the rename; the names
+   in new/ and cur/ and the flags letters. */
+int ix_mover_result(const struct ix_mover *mv, uint32_t job, const char **from_r,
+                    const char **to_r, const char **flags_r);
+size_t ix_mover_count(const struct ix_mover *mv);
+/* Stops the thread (no more renames) and frees everything. */
+void ix_mover_free(struct ix_mover **mv_p);
+
 /* mailbox_index_sync.c */
 void ix_load_array(struct mailbox_index *ix);
 /* mailbox_index_imap.c */

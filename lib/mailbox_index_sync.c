@@ -9,11 +9,11 @@
  *	one read, then one write transaction applies the changes.
  *
  *	A handle set to move new mail (mailbox_index_set_move_new) renames
- *	every file listed in new/ to cur/NAME:2,FLAGS. The renames cost the
- *	kernel more than the rest of a sync together, and they serialize on
- *	the file system's rename lock, so one helper thread does them while
- *	this thread lists cur/, merges and reads the sizes; the records are
- *	then written once, with their cur/ paths.
+ *	every file listed in new/ to cur/NAME:2,FLAGS on a helper thread
+ *	(mailbox_index_move.c) from the moment the listing hands it files;
+ *	this thread meanwhile lists cur/, merges, reads the sizes (finding
+ *	each file wherever it is then) and writes the records with their
+ *	cur/ paths; files that did not move get theirs back after.
  *
  *	Before listing, the sync notes the time and the mtimes of new/ and
  *	cur/ for mailbox_index_stale() (mailbox_index_imap.c). A handle
@@ -27,9 +27,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,30 +66,6 @@ struct loaded {
     enum { KEEP, UPDATE, DELETE } state;
 };
 
-/* One file to move from new/ to cur/. */
-struct move_job {
-    char *from;                      /* name in new/ */
-    char *to;                        /* name in cur/: unique part ":2," flags */
-    char flags[MAILBOX_FLAGS_SIZE];  /* of the name in cur/ */
-    int err;                         /* 0: moved, else errno */
-};
-
-/* Fewer files than this are moved on this thread, after their sizes are
-   read: a thread costs more than it saves. */
-#define MOVE_THREAD_MIN 256
-
-struct mover {
-    struct move_job *jobs;
-    size_t count;
-    int new_fd, cur_fd;  /* O_PATH descriptors of new/ and cur/ */
-    /* Jobs finished, in order; written by the thread (release) once a
-       job's err is set. */
-    atomic_size_t done;
-    atomic_int stop;     /* a failed sync: the thread stops early */
-    pthread_t thread;
-    int running;         /* the thread was started and not joined */
-};
-
 struct sync_state {
     struct dent *dents;
     size_t ndents, adents;
@@ -104,7 +77,7 @@ struct sync_state {
     size_t nadds, aadds;
     struct meta m0; /* meta data the merge was based on */
     struct meta m1; /* after the write */
-    struct mover mv;
+    struct ix_mover *mv; /* moving new/ to cur/, or NULL */
     int changed;
     /* For mailbox_index_stale(), taken before the listing. */
     struct timespec start;
@@ -138,12 +111,10 @@ static int add_cmp(const void *va, const void *vb)
     return strcmp(a->m.base, b->m.base);
 }
 
-static void mover_finish(struct sync_state *s);
-static void mover_free(struct mover *mv);
-
 static void sync_state_free(struct sync_state *s)
 {
-    mover_finish(s);
+    /* First: the thread may still be renaming. */
+    ix_mover_free(&s->mv);
     for (size_t i = 0; i < s->ndents; i++)
         if (s->dents[i].job == 0)
             free(s->dents[i].name);
@@ -157,7 +128,6 @@ static void sync_state_free(struct sync_state *s)
     for (size_t i = 0; i < s->nadds; i++)
         ix_msg_free(&s->adds[i].m);
     free(s->adds);
-    mover_free(&s->mv);
     memset(s, 0, sizeof(*s));
 }
 
@@ -200,7 +170,7 @@ static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, cha
         t->name = xstrdup(de->d_name);
         t->p = p;
         t->cur = (uint8_t)cur;
-        t->job = 0;
+        t->job = cur || s->mv == NULL ? 0 : ix_mover_add(s->mv, t->name, p.base_len, p.flags);
     }
     if (errno != 0) {
         int saved = errno;
@@ -214,155 +184,15 @@ static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, cha
 }
 
 /*
- * Moving new/ to cur/.
+ * Moving new/ to cur/ (mailbox_index_move.c).
  */
-
-static void *mover_main(void *arg);
-
-/* Notes a move for every file listed so far (all in new/) whose cur/
-   name is valid, and starts the thread when there are enough. Without
-   new/ or cur/ nothing is moved. */
-static void mover_start(struct mailbox_index *ix, struct sync_state *s)
-{
-    struct mover *mv = &s->mv;
-    if (s->ndents == 0)
-        return;
-    char *path = xasprintf("%s/new", ix->maildir);
-    int new_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    free(path);
-    path = xasprintf("%s/cur", ix->maildir);
-    int cur_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (new_fd < 0 || cur_fd < 0) {
-        msg_warn("mailbox index: cannot move new messages: open %s: %m",
-                 new_fd < 0 ? "new/" : path);
-        free(path);
-        if (new_fd >= 0)
-            close(new_fd);
-        if (cur_fd >= 0)
-            close(cur_fd);
-        return;
-    }
-    free(path);
-    mv->jobs = xreallocarray(NULL, s->ndents, sizeof(*mv->jobs));
-    for (size_t i = 0; i < s->ndents; i++) {
-        struct dent *d = &s->dents[i];
-        char norm[MAILBOX_FLAGS_SIZE];
-        if (mailbox_index_normalize_flags(d->p.flags, norm) < 0 ||
-            d->p.base_len + 3 + strlen(norm) > NAME_LIMIT)
-            continue;
-        struct move_job *j = &mv->jobs[mv->count++];
-        j->from = d->name;
-        j->to = xasprintf("%.*s:2,%s", (int)d->p.base_len, d->name, norm);
-        memcpy(j->flags, norm, sizeof(j->flags));
-        j->err = -1;
-        d->job = (uint32_t)mv->count;
-    }
-    mv->new_fd = new_fd;
-    mv->cur_fd = cur_fd;
-    atomic_init(&mv->done, 0);
-    atomic_init(&mv->stop, 0);
-    if (mv->count < MOVE_THREAD_MIN)
-        return;
-    /* Signals stay with the event loop's thread. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    mv->running = pthread_create(&mv->thread, NULL, mover_main, mv) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-static void move_one(const struct mover *mv, struct move_job *j)
-{
-    /* Never over another file: two files of one unique part both stay. */
-    int r = renameat2(mv->new_fd, j->from, mv->cur_fd, j->to, RENAME_NOREPLACE);
-    if (r < 0 && errno == EINVAL) /* a file system without it */
-        r = renameat(mv->new_fd, j->from, mv->cur_fd, j->to);
-    j->err = r == 0 ? 0 : errno;
-}
-
-/* Touches nothing but the jobs: errors are reported by the sync. */
-static void *mover_main(void *arg)
-{
-    struct mover *mv = arg;
-    for (size_t i = 0; i < mv->count; i++) {
-        if (atomic_load_explicit(&mv->stop, memory_order_relaxed))
-            break;
-        move_one(mv, &mv->jobs[i]);
-        atomic_store_explicit(&mv->done, i + 1, memory_order_release);
-    }
-    return NULL;
-}
-
-/* Waits for the thread; without one, moves the files here. cancel (a
-   failed sync): stops the thread and moves nothing more. */
-static void mover_wait(struct sync_state *s, int cancel)
-{
-    struct mover *mv = &s->mv;
-    if (mv->running) {
-        if (cancel)
-            atomic_store(&mv->stop, 1);
-        pthread_join(mv->thread, NULL);
-        mv->running = 0;
-    }
-    if (cancel || mv->jobs == NULL)
-        return;
-    for (size_t i = atomic_load(&mv->done); i < mv->count; i++) {
-        move_one(mv, &mv->jobs[i]);
-        atomic_store(&mv->done, i + 1);
-    }
-}
-
-static void mover_finish(struct sync_state *s)
-{
-    mover_wait(s, 1);
-}
-
-static void mover_free(struct mover *mv)
-{
-    if (mv->jobs == NULL)
-        return;
-    for (size_t i = 0; i < mv->count; i++) {
-        free(mv->jobs[i].from);
-        free(mv->jobs[i].to);
-    }
-    free(mv->jobs);
-    close(mv->new_fd);
-    close(mv->cur_fd);
-    memset(mv, 0, sizeof(*mv));
-}
-
-/* Where a file being added is, first guess: its directory and name.
-   The mover may take it from new/ to cur/ at any moment, so after ENOENT
-   the caller tries the other place (add_other). */
-static int add_place(const struct sync_state *s, const struct loaded *a, int *moved_r,
-                     const char **name_r)
-{
-    *moved_r = 0;
-    if (a->job == 0) {
-        DIR *d = s->dirs[a->cur];
-        *name_r = a->m.path + 4;
-        return d != NULL ? dirfd(d) : -1;
-    }
-    const struct mover *mv = &s->mv;
-    size_t k = a->job - 1;
-    *moved_r = atomic_load_explicit(&mv->done, memory_order_acquire) > k && mv->jobs[k].err == 0;
-    *name_r = *moved_r ? mv->jobs[k].to : mv->jobs[k].from;
-    return *moved_r ? mv->cur_fd : mv->new_fd;
-}
-
-static int add_other(const struct sync_state *s, const struct loaded *a, int moved,
-                     const char **name_r)
-{
-    const struct move_job *j = &s->mv.jobs[a->job - 1];
-    *name_r = moved ? j->from : j->to;
-    return moved ? s->mv.new_fd : s->mv.cur_fd;
-}
 
 static int add_fstatat(const struct sync_state *s, const struct loaded *a, struct stat *st)
 {
-    const char *name;
-    int moved;
-    int dfd = add_place(s, a, &moved, &name);
+    const char *name = a->m.path + 4;
+    int moved = 0;
+    DIR *d = s->dirs[a->cur];
+    int dfd = a->job ? ix_mover_where(s->mv, a->job, &moved, &name) : d ? dirfd(d) : -1;
     if (dfd < 0) {
         errno = ENOENT;
         return -1;
@@ -371,16 +201,17 @@ static int add_fstatat(const struct sync_state *s, const struct loaded *a, struc
         return 0;
     if (errno != ENOENT || a->job == 0)
         return -1;
-    dfd = add_other(s, a, moved, &name);
+    dfd = ix_mover_elsewhere(s->mv, a->job, moved, &name);
     return fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW);
 }
 
 static int add_openat(const struct sync_state *s, const struct loaded *a)
 {
     const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
-    const char *name;
-    int moved;
-    int dfd = add_place(s, a, &moved, &name);
+    const char *name = a->m.path + 4;
+    int moved = 0;
+    DIR *d = s->dirs[a->cur];
+    int dfd = a->job ? ix_mover_where(s->mv, a->job, &moved, &name) : d ? dirfd(d) : -1;
     if (dfd < 0) {
         errno = ENOENT;
         return -1;
@@ -388,48 +219,104 @@ static int add_openat(const struct sync_state *s, const struct loaded *a)
     int fd = openat(dfd, name, flags);
     if (fd >= 0 || errno != ENOENT || a->job == 0)
         return fd;
-    dfd = add_other(s, a, moved, &name);
+    dfd = ix_mover_elsewhere(s->mv, a->job, moved, &name);
     return openat(dfd, name, flags);
 }
 
-static void take_move(struct mailbox_msg *m, const struct move_job *j)
+static void set_moved_path(struct loaded *l, const struct ix_mover *mv, int to_cur)
 {
-    free(m->path);
-    m->path = xasprintf("cur/%s", j->to);
-    memcpy(m->flags, j->flags, sizeof(m->flags));
+    const char *from, *to, *flags;
+    (void)ix_mover_result(mv, l->job, &from, &to, &flags);
+    free(l->m.path);
+    l->m.path = xasprintf("%s/%s", to_cur ? "cur" : "new", to_cur ? to : from);
+    snprintf(l->m.flags, sizeof(l->m.flags), "%s", flags);
+    l->cur = (uint8_t)to_cur;
 }
 
-/* After the moves: the records of moved files get their cur/ paths. A
-   file gone from new/ (ENOENT) was moved or removed by someone else; the
-   next sync finds it. */
-static void apply_moves(struct mailbox_index *ix, struct sync_state *s)
+/* Before the renames are done: records say cur/ for every file being
+   moved, so the index is written once. A crash before the renames end
+   leaves records naming files still in new/: the next sync mends them. */
+static void expect_moves(struct sync_state *s)
 {
-    const struct mover *mv = &s->mv;
-    size_t failed = 0;
+    for (size_t i = 0; i < s->nadds; i++)
+        if (s->adds[i].job != 0)
+            set_moved_path(&s->adds[i], s->mv, 1);
+    for (size_t i = 0; i < s->nrecs; i++) {
+        struct loaded *r = &s->recs[i];
+        if (r->state != DELETE && r->job != 0) {
+            set_moved_path(r, s->mv, 1);
+            r->state = UPDATE;
+            s->changed = 1;
+        }
+    }
+}
+
+static int move_failed(const struct sync_state *s, const struct loaded *l)
+{
+    const char *from, *to, *flags;
+    return l->job != 0 && (l->state != DELETE) &&
+           ix_mover_result(s->mv, l->job, &from, &to, &flags) != 0;
+}
+
+/* Writes the records of files that did not move (their new/ paths). */
+static int unmoved_apply(MDB_txn *txn, struct index_env *e, void *vctx)
+{
+    struct sync_state *s = vctx;
+    struct meta m;
+    int rc = ix_meta_load(txn, e, &m);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+    if (!ix_meta_same(&m, &s->m1))
+        return IX_RETRY;
+    unsigned char key[4], rec[RECORD_MAX];
+    for (int pass = 0; pass < 2; pass++) {
+        struct loaded *list = pass ? s->adds : s->recs;
+        size_t n = pass ? s->nadds : s->nrecs;
+        for (size_t i = 0; i < n; i++) {
+            struct loaded *l = &list[i];
+            if (!move_failed(s, l))
+                continue;
+            l->m.modseq = ++m.modseq;
+            ix_uid_key(l->m.uid, key);
+            MDB_val k = { 4, key }, v = { ix_record_encode(&l->m, &l->x, rec), rec };
+            if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+                return rc;
+        }
+    }
+    if ((rc = ix_meta_put(txn, e, &m)) != 0)
+        return rc;
+    s->m1 = m;
+    return 0;
+}
+
+/* After the renames: a file that did not move keeps its new/ path (one
+   gone from new/, ENOENT, was moved or removed by someone else and the
+   next sync finds it where it is). Returns 0 or an LMDB/IX_ code. */
+static int settle_moves(struct mailbox_index *ix, struct sync_state *s)
+{
+    ix_mover_wait(s->mv);
+    size_t failed = 0, unmoved = 0;
     int first = 0;
-    for (size_t k = 0; k < mv->count; k++) {
-        int err = mv->jobs[k].err;
+    size_t count = ix_mover_count(s->mv);
+    for (size_t k = 1; k <= count; k++) {
+        const char *from, *to, *flags;
+        int err = ix_mover_result(s->mv, (uint32_t)k, &from, &to, &flags);
         if (err != 0 && err != ENOENT && failed++ == 0)
             first = err;
     }
     if (failed > 0)
         msg_warn("mailbox index: %s: cannot move %zu of %zu new messages to cur/: %s",
-                 ix->maildir, failed, mv->count, strerror(first));
-    for (size_t i = 0; i < s->nadds; i++) {
-        struct loaded *a = &s->adds[i];
-        if (a->job != 0 && mv->jobs[a->job - 1].err == 0) {
-            take_move(&a->m, &mv->jobs[a->job - 1]);
-            a->cur = 1;
-        }
+                 ix->maildir, failed, count, strerror(first));
+    for (int pass = 0; pass < 2; pass++) {
+        struct loaded *list = pass ? s->adds : s->recs;
+        size_t n = pass ? s->nadds : s->nrecs;
+        for (size_t i = 0; i < n; i++)
+            if (move_failed(s, &list[i])) {
+                set_moved_path(&list[i], s->mv, 0);
+                unmoved++;
+            }
     }
-    for (size_t i = 0; i < s->nrecs; i++) {
-        struct loaded *r = &s->recs[i];
-        if (r->state != DELETE && r->job != 0 && mv->jobs[r->job - 1].err == 0) {
-            take_move(&r->m, &mv->jobs[r->job - 1]);
-            r->state = UPDATE;
-            s->changed = 1;
-        }
-    }
+    return unmoved > 0 ? ix_txn_write(ix->e, unmoved_apply, s) : 0;
 }
 
 /* Copies every record out of one read transaction. */
@@ -737,14 +624,16 @@ static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r
     note_dirs(ix, &s);
     /* new/ before cur/: a message moving new -> cur meanwhile is then
        seen at least once. */
+    if (ix->move_new)
+        s.mv = ix_mover_open(ix->maildir);
     if (list_dir(ix, &s, 0, error_r) < 0) {
         int saved = errno;
         sync_state_free(&s);
         errno = saved;
         return -1;
     }
-    if (ix->move_new)
-        mover_start(ix, &s);
+    if (s.mv != NULL)
+        ix_mover_listed(s.mv);
     if (list_dir(ix, &s, 1, error_r) < 0) {
         int saved = errno;
         sync_state_free(&s);
@@ -766,16 +655,18 @@ static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r
     xfree(&s.dents);
     s.ndents = s.adents = 0;
     count_adds(ix, &s);
-    if (s.mv.jobs != NULL) {
-        mover_wait(&s, 0);
-        apply_moves(ix, &s);
-    }
+    if (s.mv != NULL)
+        expect_moves(&s);
     if (s.nadds > 0 && (uint64_t)s.m0.uidnext + s.nadds >= UINT32_MAX) {
         sync_state_free(&s);
         return IX_CORRUPT; /* UIDs used up: a new UIDVALIDITY starts over */
     }
     s.m1 = s.m0;
     if (s.changed && (rc = ix_txn_write(ix->e, sync_apply, &s)) != 0) {
+        sync_state_free(&s);
+        return rc;
+    }
+    if (s.mv != NULL && (rc = settle_moves(ix, &s)) != 0) {
         sync_state_free(&s);
         return rc;
     }

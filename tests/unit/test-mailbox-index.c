@@ -768,24 +768,39 @@ static void test_move_new_of_a_few_files_and_off_by_default(void **state)
 }
 
 /* A file in cur/ already has the name the move would give: neither is
-   replaced, both files stay, the index counts the unique part once. */
+   replaced, both files stay, and the record of the file the index knew
+   in new/ keeps (and writes) its new/ path. */
 static void test_move_new_never_replaces_a_file_in_cur(void **state)
 {
     struct fixture *f = *state;
-    deliver_many(f->dir, 0, 300);
+    deliver_many(f->dir, 0, 1200);
+    struct mailbox_index *ix = open_synced(f->dir);
+    const char *known = "1700000004.M4P1.host,S=17,W=20,P=20";
+    assert_string_equal(by_base(ix, known)->path, "new/1700000004.M4P1.host,S=17,W=20,P=20");
     write_file(f->dir, "cur/1700000004.M4P1.host,S=17,W=20,P=20:2,", "other bytes\n", 12);
-    char *error = NULL;
-    struct mailbox_index *ix = mailbox_index_open(f->dir, &error);
-    assert_non_null(ix);
     mailbox_index_set_move_new(ix, 1);
     sync_ok(ix);
     size_t n;
     (void)mailbox_index_messages(ix, &n);
-    assert_int_equal(n, 300);
+    assert_int_equal(n, 1200);
+    assert_string_equal(by_base(ix, known)->path, "new/1700000004.M4P1.host,S=17,W=20,P=20");
     assert_true(exists(f->dir, "new/1700000004.M4P1.host,S=17,W=20,P=20"));
     assert_true(exists(f->dir, "cur/1700000004.M4P1.host,S=17,W=20,P=20:2,"));
     assert_int_equal(count_dir(f->dir, "new"), 1);
-    assert_int_equal(count_dir(f->dir, "cur"), 300);
+    assert_int_equal(count_dir(f->dir, "cur"), 1200);
+    uint32_t uid = by_base(ix, known)->uid;
+    mailbox_index_close(&ix);
+    /* What was written: a handle that moves nothing reads it back. */
+    char *error = NULL;
+    ix = mailbox_index_open(f->dir, &error);
+    assert_non_null(ix);
+    mailbox_index_drop_messages(ix);
+    const struct mailbox_msg *m = mailbox_index_find(ix, uid);
+    assert_non_null(m);
+    assert_string_equal(m->path, "new/1700000004.M4P1.host,S=17,W=20,P=20");
+    m = mailbox_index_find(ix, 1);
+    assert_non_null(m);
+    assert_string_equal(m->path, "cur/1700000000.M0P1.host,S=17,W=20,P=20:2,");
     mailbox_index_close(&ix);
 }
 
