@@ -35,11 +35,13 @@
 
 #define MOVE_BLOCK 512
 
+/* Small: a sync of 100,000 new files holds 100,000 of them. The name in
+   cur/ is the unique part of from, ":2," and the flags. */
 struct move_job {
-    char *from;                     /* name in new/ */
-    char *to;                       /* name in cur/: unique part ":2," flags */
-    char flags[MAILBOX_FLAGS_SIZE]; /* of both names */
-    int err;                        /* 0: moved, else errno; valid below done */
+    char *from;        /* name in new/ */
+    char *flags;       /* sorted flag letters, NULL: none */
+    uint32_t base_len; /* of the unique part */
+    int err;           /* 0: moved, else errno; valid below done */
 };
 
 struct move_block {
@@ -98,11 +100,19 @@ struct ix_mover *ix_mover_open(const char *maildir)
     return mv;
 }
 
+static void cur_name(const struct move_job *j, char out[NAME_LIMIT + 1])
+{
+    snprintf(out, NAME_LIMIT + 1, "%.*s:2,%s", (int)j->base_len, j->from,
+             j->flags != NULL ? j->flags : "");
+}
+
 static void move_one(const struct ix_mover *mv, struct move_job *j)
 {
-    int r = renameat2(mv->new_fd, j->from, mv->cur_fd, j->to, RENAME_NOREPLACE);
+    char to[NAME_LIMIT + 1];
+    cur_name(j, to);
+    int r = renameat2(mv->new_fd, j->from, mv->cur_fd, to, RENAME_NOREPLACE);
     if (r < 0 && errno == EINVAL) /* a file system without it */
-        r = renameat(mv->new_fd, j->from, mv->cur_fd, j->to);
+        r = renameat(mv->new_fd, j->from, mv->cur_fd, to);
     j->err = r == 0 ? 0 : errno;
 }
 
@@ -171,8 +181,8 @@ uint32_t ix_mover_add(struct ix_mover *mv, char *name, size_t base_len, const ch
     }
     struct move_job *j = job_at(mv, mv->count);
     j->from = name;
-    j->to = xasprintf("%.*s:2,%s", (int)base_len, name, norm);
-    memcpy(j->flags, norm, sizeof(j->flags));
+    j->flags = norm[0] != '\0' ? xstrdup(norm) : NULL;
+    j->base_len = (uint32_t)base_len;
     j->err = -1;
     mv->count++;
     if (mv->count % MOVE_BLOCK == 0)
@@ -190,19 +200,23 @@ static int job_moved(const struct ix_mover *mv, size_t k)
     return atomic_load_explicit(&mv->done, memory_order_acquire) > k && job_at(mv, k)->err == 0;
 }
 
-int ix_mover_where(const struct ix_mover *mv, uint32_t job, int *moved_r, const char **name_r)
+int ix_mover_where(const struct ix_mover *mv, uint32_t job, int *moved_r,
+                   char name[NAME_LIMIT + 1])
 {
-    const struct move_job *j = job_at(mv, job - 1);
     *moved_r = job_moved(mv, job - 1);
-    *name_r = *moved_r ? j->to : j->from;
-    return *moved_r ? mv->cur_fd : mv->new_fd;
+    return ix_mover_elsewhere(mv, job, !*moved_r, name);
 }
 
-int ix_mover_elsewhere(const struct ix_mover *mv, uint32_t job, int moved, const char **name_r)
+int ix_mover_elsewhere(const struct ix_mover *mv, uint32_t job, int moved,
+                       char name[NAME_LIMIT + 1])
 {
     const struct move_job *j = job_at(mv, job - 1);
-    *name_r = moved ? j->from : j->to;
-    return moved ? mv->new_fd : mv->cur_fd;
+    if (!moved) {
+        cur_name(j, name);
+        return mv->cur_fd;
+    }
+    snprintf(name, NAME_LIMIT + 1, "%s", j->from);
+    return mv->new_fd;
 }
 
 void ix_mover_wait(struct ix_mover *mv)
@@ -217,14 +231,25 @@ void ix_mover_wait(struct ix_mover *mv)
     }
 }
 
-int ix_mover_result(const struct ix_mover *mv, uint32_t job, const char **from_r,
-                    const char **to_r, const char **flags_r)
+int ix_mover_err(const struct ix_mover *mv, uint32_t job)
+{
+    return job_at(mv, job - 1)->err;
+}
+
+char *ix_mover_path(const struct ix_mover *mv, uint32_t job, int moved)
 {
     const struct move_job *j = job_at(mv, job - 1);
-    *from_r = j->from;
-    *to_r = j->to;
-    *flags_r = j->flags;
-    return j->err;
+    if (!moved)
+        return xasprintf("new/%s", j->from);
+    char name[NAME_LIMIT + 1];
+    cur_name(j, name);
+    return xasprintf("cur/%s", name);
+}
+
+const char *ix_mover_flags(const struct ix_mover *mv, uint32_t job)
+{
+    const struct move_job *j = job_at(mv, job - 1);
+    return j->flags != NULL ? j->flags : "";
 }
 
 size_t ix_mover_count(const struct ix_mover *mv)
@@ -248,7 +273,7 @@ void ix_mover_free(struct ix_mover **mv_p)
     for (size_t i = 0; i < mv->count; i++) {
         struct move_job *j = job_at(mv, i);
         free(j->from);
-        free(j->to);
+        free(j->flags);
     }
     for (size_t i = 0; i < mv->nblocks; i++)
         free(mv->blocks[i]);

@@ -205,16 +205,21 @@ uint32_t ix_mover_add(struct ix_mover *mv, char *name, size_t base_len, const ch
 /* The listing of new/ is over. */
 void ix_mover_listed(struct ix_mover *mv);
 /* Where a job's file is now, as far as the mover knows: the directory
-   descriptor and name (*moved_r: in cur/). The file may move at any
-   moment: after ENOENT, ix_mover_elsewhere names the other place. */
-int ix_mover_where(const struct ix_mover *mv, uint32_t job, int *moved_r, const char **name_r);
-int ix_mover_elsewhere(const struct ix_mover *mv, uint32_t job, int moved, const char **name_r);
+   descriptor, with its name written to name (*moved_r: in cur/). The
+   file may move at any moment: after ENOENT, ix_mover_elsewhere gives
+   the other place (moved: what ix_mover_where said). */
+int ix_mover_where(const struct ix_mover *mv, uint32_t job, int *moved_r,
+                   char name[NAME_LIMIT + 1]);
+int ix_mover_elsewhere(const struct ix_mover *mv, uint32_t job, int moved,
+                       char name[NAME_LIMIT + 1]);
 /* Returns when every job is done (renaming what the thread did not). */
 void ix_mover_wait(struct ix_mover *mv);
-/* After ix_mover_wait: 0 (moved) or the errno of the rename; the names
-   in new/ and cur/ and the flags letters. */
-int ix_mover_result(const struct ix_mover *mv, uint32_t job, const char **from_r,
-                    const char **to_r, const char **flags_r);
+/* After ix_mover_wait: 0 (moved) or the errno of the rename. */
+int ix_mover_err(const struct ix_mover *mv, uint32_t job);
+/* The job's path relative to the Maildir in cur/ (moved) or new/
+   (malloc'd), and the flag letters of both names. */
+char *ix_mover_path(const struct ix_mover *mv, uint32_t job, int moved);
+const char *ix_mover_flags(const struct ix_mover *mv, uint32_t job);
 size_t ix_mover_count(const struct ix_mover *mv);
 /* Stops the thread (no more renames) and frees everything. */
 void ix_mover_free(struct ix_mover **mv_p);

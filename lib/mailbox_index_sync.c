@@ -187,12 +187,25 @@ static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, cha
  * Moving new/ to cur/ (mailbox_index_move.c).
  */
 
+/* The directory and name of a file being added: a file the mover takes
+   from new/ to cur/ is looked for where it is then, and after ENOENT in
+   the other place (*moved_r: what was tried first). */
+static int add_place(const struct sync_state *s, const struct loaded *a, int *moved_r,
+                     char name[NAME_LIMIT + 1])
+{
+    *moved_r = 0;
+    if (a->job != 0)
+        return ix_mover_where(s->mv, a->job, moved_r, name);
+    snprintf(name, NAME_LIMIT + 1, "%s", a->m.path + 4);
+    DIR *d = s->dirs[a->cur];
+    return d != NULL ? dirfd(d) : -1;
+}
+
 static int add_fstatat(const struct sync_state *s, const struct loaded *a, struct stat *st)
 {
-    const char *name = a->m.path + 4;
-    int moved = 0;
-    DIR *d = s->dirs[a->cur];
-    int dfd = a->job ? ix_mover_where(s->mv, a->job, &moved, &name) : d ? dirfd(d) : -1;
+    char name[NAME_LIMIT + 1];
+    int moved;
+    int dfd = add_place(s, a, &moved, name);
     if (dfd < 0) {
         errno = ENOENT;
         return -1;
@@ -201,17 +214,16 @@ static int add_fstatat(const struct sync_state *s, const struct loaded *a, struc
         return 0;
     if (errno != ENOENT || a->job == 0)
         return -1;
-    dfd = ix_mover_elsewhere(s->mv, a->job, moved, &name);
+    dfd = ix_mover_elsewhere(s->mv, a->job, moved, name);
     return fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW);
 }
 
 static int add_openat(const struct sync_state *s, const struct loaded *a)
 {
     const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
-    const char *name = a->m.path + 4;
-    int moved = 0;
-    DIR *d = s->dirs[a->cur];
-    int dfd = a->job ? ix_mover_where(s->mv, a->job, &moved, &name) : d ? dirfd(d) : -1;
+    char name[NAME_LIMIT + 1];
+    int moved;
+    int dfd = add_place(s, a, &moved, name);
     if (dfd < 0) {
         errno = ENOENT;
         return -1;
@@ -219,17 +231,15 @@ static int add_openat(const struct sync_state *s, const struct loaded *a)
     int fd = openat(dfd, name, flags);
     if (fd >= 0 || errno != ENOENT || a->job == 0)
         return fd;
-    dfd = ix_mover_elsewhere(s->mv, a->job, moved, &name);
+    dfd = ix_mover_elsewhere(s->mv, a->job, moved, name);
     return openat(dfd, name, flags);
 }
 
 static void set_moved_path(struct loaded *l, const struct ix_mover *mv, int to_cur)
 {
-    const char *from, *to, *flags;
-    (void)ix_mover_result(mv, l->job, &from, &to, &flags);
     free(l->m.path);
-    l->m.path = xasprintf("%s/%s", to_cur ? "cur" : "new", to_cur ? to : from);
-    snprintf(l->m.flags, sizeof(l->m.flags), "%s", flags);
+    l->m.path = ix_mover_path(mv, l->job, to_cur);
+    snprintf(l->m.flags, sizeof(l->m.flags), "%s", ix_mover_flags(mv, l->job));
     l->cur = (uint8_t)to_cur;
 }
 
@@ -253,9 +263,7 @@ static void expect_moves(struct sync_state *s)
 
 static int move_failed(const struct sync_state *s, const struct loaded *l)
 {
-    const char *from, *to, *flags;
-    return l->job != 0 && (l->state != DELETE) &&
-           ix_mover_result(s->mv, l->job, &from, &to, &flags) != 0;
+    return l->job != 0 && l->state != DELETE && ix_mover_err(s->mv, l->job) != 0;
 }
 
 /* Writes the records of files that did not move (their new/ paths). */
@@ -299,8 +307,7 @@ static int settle_moves(struct mailbox_index *ix, struct sync_state *s)
     int first = 0;
     size_t count = ix_mover_count(s->mv);
     for (size_t k = 1; k <= count; k++) {
-        const char *from, *to, *flags;
-        int err = ix_mover_result(s->mv, (uint32_t)k, &from, &to, &flags);
+        int err = ix_mover_err(s->mv, (uint32_t)k);
         if (err != 0 && err != ENOENT && failed++ == 0)
             first = err;
     }
