@@ -183,6 +183,28 @@ static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, cha
     return 0;
 }
 
+/* Loads the meta data into *m_r: IX_RETRY when another writer changed
+   the index since expect was read. */
+static int meta_as_expected(MDB_txn *txn, struct index_env *e, const struct meta *expect,
+                            struct meta *m_r)
+{
+    int rc = ix_meta_load(txn, e, m_r);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
+    return ix_meta_same(m_r, expect) ? 0 : IX_RETRY;
+}
+
+/* Gives l the next modseq and writes its record. */
+static int put_record(MDB_txn *txn, struct index_env *e, struct loaded *l, struct meta *m,
+                      unsigned flags)
+{
+    unsigned char key[4], rec[RECORD_MAX];
+    l->m.modseq = ++m->modseq;
+    ix_uid_key(l->m.uid, key);
+    MDB_val k = { 4, key }, v = { ix_record_encode(&l->m, &l->x, rec), rec };
+    return mdb_put(txn, e->msgs, &k, &v, flags);
+}
+
 /*
  * Moving new/ to cur/ (mailbox_index_move.c).
  */
@@ -271,25 +293,15 @@ static int unmoved_apply(MDB_txn *txn, struct index_env *e, void *vctx)
 {
     struct sync_state *s = vctx;
     struct meta m;
-    int rc = ix_meta_load(txn, e, &m);
+    int rc = meta_as_expected(txn, e, &s->m1, &m);
     if (rc != 0)
-        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
-    if (!ix_meta_same(&m, &s->m1))
-        return IX_RETRY;
-    unsigned char key[4], rec[RECORD_MAX];
+        return rc;
     for (int pass = 0; pass < 2; pass++) {
         struct loaded *list = pass ? s->adds : s->recs;
         size_t n = pass ? s->nadds : s->nrecs;
-        for (size_t i = 0; i < n; i++) {
-            struct loaded *l = &list[i];
-            if (!move_failed(s, l))
-                continue;
-            l->m.modseq = ++m.modseq;
-            ix_uid_key(l->m.uid, key);
-            MDB_val k = { 4, key }, v = { ix_record_encode(&l->m, &l->x, rec), rec };
-            if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
+        for (size_t i = 0; i < n; i++)
+            if (move_failed(s, &list[i]) && (rc = put_record(txn, e, &list[i], &m, 0)) != 0)
                 return rc;
-        }
     }
     if ((rc = ix_meta_put(txn, e, &m)) != 0)
         return rc;
@@ -521,20 +533,17 @@ static void count_adds(struct mailbox_index *ix, struct sync_state *s)
 static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
 {
     struct sync_state *s = vctx;
-    struct meta now;
-    int rc = ix_meta_load(txn, e, &now);
+    struct meta m;
+    int rc = meta_as_expected(txn, e, &s->m0, &m);
     if (rc != 0)
-        return rc == MDB_NOTFOUND ? IX_CORRUPT : rc;
-    if (!ix_meta_same(&now, &s->m0))
-        return IX_RETRY;
-    struct meta m = now;
-    unsigned char key[4], rec[RECORD_MAX];
+        return rc;
+    unsigned char key[4];
     s->written = s->nadds;
     for (size_t i = 0; i < s->nrecs; i++) {
         struct loaded *r = &s->recs[i];
         s->written += r->state != KEEP;
         ix_uid_key(r->m.uid, key);
-        MDB_val k = { 4, key }, v;
+        MDB_val k = { 4, key };
         if (r->state == DELETE) {
             if ((rc = mdb_del(txn, e->msgs, &k, NULL)) != 0)
                 return rc;
@@ -544,22 +553,16 @@ static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
             if ((rc = ix_cache_drop(txn, e, r->m.uid)) != 0)
                 return rc;
             m.modseq++;
-        } else if (r->state == UPDATE) {
-            r->m.modseq = ++m.modseq;
-            v.mv_size = ix_record_encode(&r->m, &r->x, rec);
-            v.mv_data = rec;
-            if ((rc = mdb_put(txn, e->msgs, &k, &v, 0)) != 0)
-                return rc;
+        } else if (r->state == UPDATE && (rc = put_record(txn, e, r, &m, 0)) != 0) {
+            return rc;
         }
     }
     for (size_t i = 0; i < s->nadds; i++) {
         struct loaded *a = &s->adds[i];
         a->m.uid = m.uidnext++;
-        a->m.modseq = ++m.modseq;
-        ix_uid_key(a->m.uid, key);
-        MDB_val k = { 4, key }, v = { ix_record_encode(&a->m, &a->x, rec), rec };
-        if ((rc = mdb_put(txn, e->msgs, &k, &v, MDB_APPEND)) != 0)
+        if ((rc = put_record(txn, e, a, &m, MDB_APPEND)) != 0)
             return rc == MDB_KEYEXIST ? IX_CORRUPT : rc;
+        ix_uid_key(a->m.uid, key);
         MDB_val bk = { strlen(a->m.base), a->m.base }, bv = { 4, key };
         if ((rc = mdb_put(txn, e->bases, &bk, &bv, 0)) != 0)
             return rc;
