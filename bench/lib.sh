@@ -5,6 +5,10 @@
 #	they started by pid, never by name: these find a server's process
 #	tree and make sure all of it is gone. The sourcing script sets
 #	$bench_name (for messages) and $build (Postern's programs).
+#
+#	pop3-bench.sh and imap-bench.sh install and prepare Debian's Dovecot
+#	with dovecot_prepare (they also set $WORK, their work directory, and
+#	$BUSER, the system user owning Dovecot's copy of the mail).
 
 # Descendants of a pid (itself included), from one ps snapshot.
 tree_pids() {
@@ -59,4 +63,50 @@ instance_stop() {
         postern) timeout 20 "$build/postern" -c "$s_dir/etc" stop >/dev/null 2>&1 ;;
     esac
     reap_pids "$s_system" $left
+}
+
+# Dovecot masters that are not the benchmark's (those name $WORK).
+system_dovecot_pids() {
+    local p
+    for p in $(pgrep -x dovecot 2>/dev/null); do
+        tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q "$WORK/" || echo "$p"
+    done
+}
+
+# dovecot_prepare PACKAGE: installs dovecot-core and PACKAGE (dovecot-pop3d,
+# dovecot-imapd) when missing, without leaving a system service the
+# install started running, and makes $BUSER. Sets policy_rc while the
+# install runs (the caller's trap removes it). Exits 2 on failure.
+dovecot_prepare() {
+    local d_pkg d_before d_p d_u
+    d_pkg=$1
+    d_before=$(system_dovecot_pids)
+    if ! dpkg-query -W -f='${Status}' "$d_pkg" 2>/dev/null | grep -q "install ok installed"; then
+        echo "$bench_name: installing Debian dovecot-core and $d_pkg" >&2
+        # No service start during the install, when nothing else forbids it.
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy_rc=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' > "$policy_rc"
+            chmod 755 "$policy_rc"
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends dovecot-core "$d_pkg" \
+            > "$WORK/apt.log" 2>&1 || { echo "$bench_name: apt-get install failed:" >&2; tail -5 "$WORK/apt.log" >&2; exit 2; }
+        [ -n "$policy_rc" ] && rm -f "$policy_rc"
+        policy_rc=""
+    fi
+    # The system service must not be left running when the install started it.
+    for d_p in $(system_dovecot_pids); do
+        case " $d_before " in *" $d_p "*) continue ;; esac
+        echo "$bench_name: stopping the system dovecot (pid $d_p) the install started" >&2
+        kill -TERM "$d_p" 2>/dev/null
+    done
+    for d_u in dovecot dovenull; do
+        id "$d_u" >/dev/null 2>&1 || { echo "$bench_name: user $d_u missing (dovecot-core creates it)" >&2; exit 2; }
+    done
+    if ! id "$BUSER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$BUSER" ||
+            { echo "$bench_name: cannot create user $BUSER" >&2; exit 2; }
+    fi
 }

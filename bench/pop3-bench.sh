@@ -176,45 +176,7 @@ for system in $SYSTEMS; do
 done
 
 # --- Dovecot: package, system service stopped, bench user ------------------
-system_dovecot_pids() {
-    # Dovecot masters that are not ours (ours name the work directory).
-    for p in $(pgrep -x dovecot 2>/dev/null); do
-        tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q "$WORK/" || echo "$p"
-    done
-}
-
-case " $measured " in *" dovecot "*)
-    before=$(system_dovecot_pids)
-    if ! dpkg-query -W -f='${Status}' dovecot-pop3d 2>/dev/null | grep -q "install ok installed"; then
-        echo "pop3-bench: installing Debian dovecot-core and dovecot-pop3d" >&2
-        # No service start during the install, when nothing else forbids it.
-        if [ ! -e /usr/sbin/policy-rc.d ]; then
-            policy_rc=/usr/sbin/policy-rc.d
-            printf '#!/bin/sh\nexit 101\n' > "$policy_rc"
-            chmod 755 "$policy_rc"
-        fi
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >/dev/null
-        apt-get install -y -qq --no-install-recommends dovecot-core dovecot-pop3d \
-            > "$WORK/apt.log" 2>&1 || { echo "pop3-bench: apt-get install failed:" >&2; tail -5 "$WORK/apt.log" >&2; exit 2; }
-        [ -n "$policy_rc" ] && rm -f "$policy_rc"
-        policy_rc=""
-    fi
-    # The system service must not be left running when the install started it.
-    for p in $(system_dovecot_pids); do
-        case " $before " in *" $p "*) continue ;; esac
-        echo "pop3-bench: stopping the system dovecot (pid $p) the install started" >&2
-        kill -TERM "$p" 2>/dev/null
-    done
-    for u in dovecot dovenull; do
-        id "$u" >/dev/null 2>&1 || { echo "pop3-bench: user $u missing (dovecot-core creates it)" >&2; exit 2; }
-    done
-    if ! id "$BUSER" >/dev/null 2>&1; then
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$BUSER" ||
-            { echo "pop3-bench: cannot create user $BUSER" >&2; exit 2; }
-    fi
-    ;;
-esac
+case " $measured " in *" dovecot "*) dovecot_prepare dovecot-pop3d ;; esac
 [ -n "$measured" ] || { echo "pop3-bench: nothing to measure" >&2; exit 2; }
 
 # --- the seed Maildir --------------------------------------------------------
