@@ -811,7 +811,7 @@ const char *mailbox_index_maildir(const struct mailbox_index *ix)
     return ix->maildir;
 }
 
-static ssize_t find_pos(const struct mailbox_index *ix, uint32_t uid)
+ssize_t ix_find_pos(const struct mailbox_index *ix, uint32_t uid)
 {
     size_t lo = 0, hi = ix->count;
     while (lo < hi) {
@@ -949,7 +949,7 @@ static struct mailbox_msg *msg_get(struct mailbox_index *ix, uint32_t uid,
                                    struct msg_extra **x_r, ssize_t *pos_r)
 {
     if (!ix->dropped) {
-        ssize_t pos = find_pos(ix, uid);
+        ssize_t pos = ix_find_pos(ix, uid);
         *pos_r = pos;
         if (pos < 0)
             return NULL;
@@ -1408,7 +1408,7 @@ static void undrop(struct mailbox_index *ix)
     ix->dirty_count = 0;
     for (size_t i = 0; i < ix->pending_count; i++) {
         struct pending *p = &ix->pending[i];
-        ssize_t pos = find_pos(ix, p->m.uid);
+        ssize_t pos = ix_find_pos(ix, p->m.uid);
         if (pos < 0)
             continue;
         free(ix->msgs[pos].path);

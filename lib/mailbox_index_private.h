@@ -224,6 +224,9 @@ size_t ix_mover_count(const struct ix_mover *mv);
 /* Stops the thread (no more renames) and frees everything. */
 void ix_mover_free(struct ix_mover **mv_p);
 
+/* Position of uid in the array (not dropped), -1 if none. */
+ssize_t ix_find_pos(const struct mailbox_index *ix, uint32_t uid);
+
 /* mailbox_index_sync.c */
 void ix_load_array(struct mailbox_index *ix);
 /* mailbox_index_imap.c */

@@ -627,6 +627,156 @@ static void keep_dirs(struct mailbox_index *ix, const struct sync_state *s)
     ix->synced = 1;
 }
 
+/* 1 when cur/ and the index are as this handle last left them: its last
+   sync saw cur/'s mtime well in the past and it has not moved since, and
+   nobody else wrote the index since (the handle's own writes aside).
+   Then only new/ can hold what the array does not show. */
+static int only_new_changed(struct mailbox_index *ix)
+{
+    if (!ix->synced || ix->dropped || ix->e == NULL || ix->e->pid != getpid() ||
+        ix_unwritten(ix) || !ix->dir_exists[1] || !ix->dir_trusted[1])
+        return 0;
+    char *path = xasprintf("%s/cur", ix->maildir);
+    struct stat st;
+    int same = stat(path, &st) == 0 && st.st_mtim.tv_sec == ix->dir_mtime[1].tv_sec &&
+               st.st_mtim.tv_nsec == ix->dir_mtime[1].tv_nsec;
+    free(path);
+    if (!same || ix_env_replaced(ix))
+        return 0;
+    MDB_txn *txn;
+    if (ix_txn_begin(ix->e, MDB_RDONLY, &txn) != 0)
+        return 0;
+    struct meta m;
+    int rc = ix_meta_load(txn, ix->e, &m);
+    mdb_txn_abort(txn);
+    return rc == 0 && ix_meta_same(&m, &ix->seen);
+}
+
+/* For a sync of new/ alone: the records are copies of the array's
+   messages in new/, and a file whose unique part the index has in cur/
+   is left out (a copy counts once, as in the full sync). IX_RETRY (do
+   a full sync) when the index names a message the array lacks. */
+static int known_new(struct mailbox_index *ix, struct sync_state *s)
+{
+    for (size_t i = 0; i < ix->count; i++) {
+        const struct mailbox_msg *m = &ix->msgs[i];
+        if (strncmp(m->path, "new/", 4) != 0)
+            continue;
+        if (s->nrecs == s->arecs) {
+            s->arecs = s->arecs ? s->arecs * 2 : 64;
+            s->recs = xreallocarray(s->recs, s->arecs, sizeof(*s->recs));
+        }
+        struct loaded *l = &s->recs[s->nrecs++];
+        memset(l, 0, sizeof(*l));
+        l->m = *m;
+        l->m.base = xstrdup(m->base);
+        l->m.path = xstrdup(m->path);
+        l->x = ix->extra[i];
+        l->x.dirty = 0;
+    }
+    if (s->ndents == 0)
+        return 0;
+    MDB_txn *txn;
+    int rc = ix_txn_begin(ix->e, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    size_t kept = 0, i = 0;
+    for (; i < s->ndents; i++) {
+        struct dent *d = &s->dents[i];
+        MDB_val k = { d->p.base_len, d->name }, v;
+        rc = mdb_get(txn, ix->e->bases, &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+        } else if (rc == 0) {
+            ssize_t pos = v.mv_size == 4 ? ix_find_pos(ix, uid_from_key(v.mv_data)) : -1;
+            if (pos < 0) {
+                rc = IX_RETRY;
+                break;
+            }
+            if (strncmp(ix->msgs[pos].path, "new/", 4) != 0) {
+                if (d->job == 0)
+                    free(d->name);
+                continue;
+            }
+        } else {
+            break;
+        }
+        s->dents[kept++] = *d;
+    }
+    /* On an error the rest stays listed, to be freed with the state. */
+    for (; i < s->ndents; i++)
+        s->dents[kept++] = s->dents[i];
+    s->ndents = kept;
+    mdb_txn_abort(txn);
+    return rc;
+}
+/* The array after a sync of new/ alone: records changed or dropped in
+   place, new messages appended (their UIDs are above all others). */
+static void patch_array(struct mailbox_index *ix, struct sync_state *s)
+{
+    size_t j = 0, out = 0;
+    for (size_t i = 0; i < ix->count; i++) {
+        while (j < s->nrecs && s->recs[j].m.uid < ix->msgs[i].uid)
+            j++;
+        struct loaded *r = j < s->nrecs && s->recs[j].m.uid == ix->msgs[i].uid ? &s->recs[j] : NULL;
+        if (r != NULL && r->state != KEEP) {
+            ix_msg_free(&ix->msgs[i]);
+            if (r->state == DELETE)
+                continue;
+            ix->msgs[i] = r->m;
+            ix->extra[i] = r->x;
+            memset(&r->m, 0, sizeof(r->m));
+        }
+        ix->msgs[out] = ix->msgs[i];
+        ix->extra[out++] = ix->extra[i];
+    }
+    size_t n = out + s->nadds;
+    ix->msgs = xreallocarray(ix->msgs, n ? n : 1, sizeof(*ix->msgs));
+    ix->extra = xreallocarray(ix->extra, n ? n : 1, sizeof(*ix->extra));
+    for (size_t i = 0; i < s->nadds; i++) {
+        ix->msgs[out] = s->adds[i].m;
+        ix->extra[out++] = s->adds[i].x;
+        memset(&s->adds[i].m, 0, sizeof(s->adds[i].m));
+    }
+    ix->count = out;
+    ix->meta = s->m1;
+    ix->seen = s->m1;
+}
+
+/* What both syncs do after the listing: merge, sizes, moves, the write,
+   the array. */
+static int sync_finish(struct mailbox_index *ix, struct sync_state *s, int new_only,
+                       size_t *written_r)
+{
+    merge(s);
+    /* The directory listing is no longer needed (merge copied what it
+       keeps): free it before reading new files and installing, so the
+       peak does not hold both. */
+    for (size_t i = 0; i < s->ndents; i++)
+        if (s->dents[i].job == 0)
+            free(s->dents[i].name);
+    xfree(&s->dents);
+    s->ndents = s->adents = 0;
+    count_adds(ix, s);
+    if (s->mv != NULL)
+        expect_moves(s);
+    if (s->nadds > 0 && (uint64_t)s->m0.uidnext + s->nadds >= UINT32_MAX)
+        return IX_CORRUPT; /* UIDs used up: a new UIDVALIDITY starts over */
+    s->m1 = s->m0;
+    int rc;
+    if (s->changed && (rc = ix_txn_write(ix->e, sync_apply, s)) != 0)
+        return rc;
+    if (s->mv != NULL && (rc = settle_moves(ix, s)) != 0)
+        return rc;
+    *written_r = s->changed ? s->written : 0;
+    if (new_only)
+        patch_array(ix, s);
+    else
+        install(ix, s);
+    keep_dirs(ix, s);
+    return 0;
+}
+
 static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r)
 {
     struct sync_state s;
@@ -651,40 +801,40 @@ static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r
         return -1;
     }
     int rc = load_index(ix, &s);
-    if (rc != 0) {
-        sync_state_free(&s);
-        return rc;
-    }
-    merge(&s);
-    /* The directory listing is no longer needed (merge copied what it
-       keeps): free it before reading new files and installing, so the
-       peak does not hold both. */
-    for (size_t i = 0; i < s.ndents; i++)
-        if (s.dents[i].job == 0)
-            free(s.dents[i].name);
-    xfree(&s.dents);
-    s.ndents = s.adents = 0;
-    count_adds(ix, &s);
-    if (s.mv != NULL)
-        expect_moves(&s);
-    if (s.nadds > 0 && (uint64_t)s.m0.uidnext + s.nadds >= UINT32_MAX) {
-        sync_state_free(&s);
-        return IX_CORRUPT; /* UIDs used up: a new UIDVALIDITY starts over */
-    }
-    s.m1 = s.m0;
-    if (s.changed && (rc = ix_txn_write(ix->e, sync_apply, &s)) != 0) {
-        sync_state_free(&s);
-        return rc;
-    }
-    if (s.mv != NULL && (rc = settle_moves(ix, &s)) != 0) {
-        sync_state_free(&s);
-        return rc;
-    }
-    *written_r = s.changed ? s.written : 0;
-    install(ix, &s);
-    keep_dirs(ix, &s);
+    if (rc == 0)
+        rc = sync_finish(ix, &s, 0, written_r);
     sync_state_free(&s);
-    return 0;
+    return rc;
+}
+
+/* A sync when only_new_changed(): lists new/ alone and patches the
+   array; a delivery to a folder of 100,000 messages then costs what the
+   delivery added, not a listing of cur/ and a read of every record. */
+static int sync_new_only(struct mailbox_index *ix, size_t *written_r, char **error_r)
+{
+    struct sync_state s;
+    memset(&s, 0, sizeof(s));
+    note_dirs(ix, &s);
+    /* cur/ keeps the mtime the last full sync noted: a change there from
+       before this point still shows at the next staleness check. */
+    s.exists[1] = ix->dir_exists[1];
+    s.mtime[1] = ix->dir_mtime[1];
+    if (ix->move_new)
+        s.mv = ix_mover_open(ix->maildir);
+    if (list_dir(ix, &s, 0, error_r) < 0) {
+        int saved = errno;
+        sync_state_free(&s);
+        errno = saved;
+        return -1;
+    }
+    if (s.mv != NULL)
+        ix_mover_listed(s.mv);
+    s.m0 = ix->seen;
+    int rc = known_new(ix, &s);
+    if (rc == 0)
+        rc = sync_finish(ix, &s, 1, written_r);
+    sync_state_free(&s);
+    return rc;
 }
 
 void mailbox_index_set_move_new(struct mailbox_index *ix, int on)
@@ -694,6 +844,7 @@ void mailbox_index_set_move_new(struct mailbox_index *ix, int on)
 
 int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
 {
+    int new_only = only_new_changed(ix);
     ix->synced = 0;
     if (ix_index_ready(ix, error_r) < 0)
         return -1;
@@ -718,7 +869,8 @@ int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
     for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
         char *error = NULL;
         size_t written = 0;
-        int rc = sync_once(ix, &written, &error);
+        int rc = new_only ? sync_new_only(ix, &written, &error) : sync_once(ix, &written, &error);
+        new_only = 0; /* a retry lists everything */
         if (rc == 0) {
             if (written > RECYCLE_AFTER)
                 ix_env_recycle(ix);

@@ -1301,16 +1301,33 @@ static void test_modseq_advances_and_changed_message_gets_it(void **state)
 }
 
 /* Puts new/ and cur/ a while into the past: an mtime close to a sync's
-   start is not trusted, so the tests that want "not stale" age them. */
-static void age_dirs(const char *dir)
+   start is not trusted, so the tests that want "not stale" age them.
+   Each call picks another past time, as a real change would: an mtime
+   put back to the value a sync noted hides the change (the sync of new/
+   alone then trusts cur/). */
+static long age_step;
+
+static void set_dirs_time(const char *dir)
 {
-    static const struct timespec then[2] = { { 1700000000, 123456789 },
-                                             { 1700000000, 123456789 } };
+    const struct timespec then[2] = { { 1700000000, 123456789 + age_step },
+                                      { 1700000000, 123456789 + age_step } };
     for (int i = 0; i < 2; i++) {
         char *p = xasprintf("%s/%s", dir, i ? "cur" : "new");
         assert_int_equal(utimensat(AT_FDCWD, p, then, 0), 0);
         free(p);
     }
+}
+
+static void age_dirs(const char *dir)
+{
+    age_step++;
+    set_dirs_time(dir);
+}
+
+/* The mtimes the last age_dirs gave: a change made to look like none. */
+static void put_back_dirs(const char *dir)
+{
+    set_dirs_time(dir);
 }
 
 static void aged_sync(struct mailbox_index *ix, const char *dir)
@@ -1365,7 +1382,7 @@ static void test_stale_reports_deliveries_renames_and_other_handles(void **state
     assert_int_equal(mailbox_index_stale(ix), 1);
     /* ...and so does the index, which is seen even when the mtime is
        (made to look) unchanged. */
-    age_dirs(f->dir);
+    put_back_dirs(f->dir);
     assert_int_equal(mailbox_index_stale(ix), 1);
     sync_ok(ix);
     assert_int_equal(mailbox_index_stale(ix), 0);
@@ -1374,7 +1391,7 @@ static void test_stale_reports_deliveries_renames_and_other_handles(void **state
     /* Another handle's add, with the mtimes put back. */
     write_file(f->dir, "cur/1700000004.D.host:2,S", msg_text, strlen(msg_text));
     assert_int_equal(add_ok(other, "cur/1700000004.D.host:2,S", 0), 4);
-    age_dirs(f->dir);
+    put_back_dirs(f->dir);
     assert_int_equal(mailbox_index_stale(ix), 1);
     sync_ok(ix);
     assert_int_equal(mailbox_index_stale(ix), 0);
@@ -1383,7 +1400,7 @@ static void test_stale_reports_deliveries_renames_and_other_handles(void **state
     /* This handle's own writes do not make it stale through the index. */
     assert_int_equal(mailbox_index_set_flags(ix, 1, "S"), 0);
     assert_int_equal(mailbox_index_flush(ix), 0);
-    age_dirs(f->dir);
+    put_back_dirs(f->dir);
     assert_int_equal(mailbox_index_stale(ix), 0);
 
     /* A cache value is no change. */
@@ -1409,6 +1426,92 @@ static void test_stale_reports_deliveries_renames_and_other_handles(void **state
     sync_ok(ix);
     assert_null(mailbox_index_find(ix, 3));
     mailbox_index_close(&other);
+    mailbox_index_close(&ix);
+}
+
+/* After a full sync that trusts cur/, a sync lists new/ alone: deliveries
+   are added, a file gone from new/ dropped, a copy in new/ of a message
+   in cur/ not counted, a flag change in new/ keeps the UID; cur/ is not
+   read (a file put there with the mtime put back is not seen until cur/
+   changes), and the array matches what a fresh full sync finds. */
+static void test_sync_of_new_alone(void **state)
+{
+    struct fixture *f = *state;
+    deliver(f->dir, "1700000001.A.host", msg_text);
+    deliver(f->dir, "1700000002.B.host", msg_text);
+    write_file(f->dir, "cur/1700000003.C.host:2,S", msg_text, strlen(msg_text));
+    char *error = NULL;
+    struct mailbox_index *ix = mailbox_index_open(f->dir, &error);
+    assert_non_null(ix);
+    aged_sync(ix, f->dir);
+    aged_sync(ix, f->dir); /* cur/ now trusted */
+    write_file(f->dir, "cur/1700000009.Z.host:2,", msg_text, strlen(msg_text));
+    deliver(f->dir, "1700000004.D.host", msg_text);
+    deliver(f->dir, "1700000003.C.host", msg_text); /* a copy of C */
+    char *p = xasprintf("%s/new/1700000001.A.host", f->dir);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    char *from = xasprintf("%s/new/1700000002.B.host", f->dir);
+    char *to = xasprintf("%s/new/1700000002.B.host:2,F", f->dir);
+    assert_int_equal(rename(from, to), 0);
+    free(from);
+    free(to);
+    put_back_dirs(f->dir);
+    char *np = xasprintf("%s/new", f->dir);
+    assert_int_equal(utimensat(AT_FDCWD, np, NULL, 0), 0); /* new/ changed now */
+    free(np);
+    assert_int_equal(mailbox_index_stale(ix), 1);
+    sync_ok(ix);
+    size_t n;
+    const struct mailbox_msg *m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(m[0].uid, 2);
+    assert_string_equal(m[0].path, "new/1700000002.B.host:2,F");
+    assert_string_equal(m[0].flags, "F");
+    assert_int_equal(m[1].uid, 3);
+    assert_string_equal(m[1].path, "cur/1700000003.C.host:2,S");
+    assert_int_equal(m[2].uid, 4);
+    assert_string_equal(m[2].path, "new/1700000004.D.host");
+    assert_null(by_base(ix, "1700000009.Z.host"));
+    assert_int_equal(mailbox_index_uidnext(ix), 5);
+    uint64_t modseq = mailbox_index_highest_modseq(ix);
+    mailbox_index_close(&ix);
+    /* A fresh handle lists everything: Z too, the rest as the array had it. */
+    ix = open_synced(f->dir);
+    m = mailbox_index_messages(ix, &n);
+    assert_int_equal(n, 4);
+    assert_string_equal(m[0].path, "new/1700000002.B.host:2,F");
+    assert_int_equal(m[2].uid, 4);
+    assert_int_equal(m[3].uid, 5);
+    assert_string_equal(m[3].path, "cur/1700000009.Z.host:2,");
+    assert_true(mailbox_index_highest_modseq(ix) > modseq);
+    mailbox_index_close(&ix);
+}
+
+/* A sync of new/ alone that moves the files to cur/ changes cur/, so the
+   next one lists everything again; nothing is lost or counted twice. */
+static void test_sync_of_new_alone_with_moves(void **state)
+{
+    struct fixture *f = *state;
+    deliver_many(f->dir, 0, 20);
+    char *error = NULL;
+    struct mailbox_index *ix = mailbox_index_open(f->dir, &error);
+    assert_non_null(ix);
+    mailbox_index_set_move_new(ix, 1);
+    aged_sync(ix, f->dir);
+    aged_sync(ix, f->dir);
+    check_all_moved(f->dir, ix, 20);
+    deliver_many(f->dir, 20, 600);
+    put_back_dirs(f->dir);
+    char *np = xasprintf("%s/new", f->dir);
+    assert_int_equal(utimensat(AT_FDCWD, np, NULL, 0), 0);
+    free(np);
+    sync_ok(ix);
+    check_all_moved(f->dir, ix, 620);
+    assert_int_equal(mailbox_index_stale(ix), 1); /* our renames moved cur/ */
+    sync_ok(ix);
+    check_all_moved(f->dir, ix, 620);
+    assert_int_equal(mailbox_index_uidnext(ix), 621);
     mailbox_index_close(&ix);
 }
 
@@ -1722,6 +1825,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_move_new_never_replaces_a_file_in_cur, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sync_of_new_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_of_new_alone_with_moves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_registers_a_placed_file_and_sync_keeps_its_uid,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_of_a_missing_or_implausible_file_fails_and_uses_no_uid,
