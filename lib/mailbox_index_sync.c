@@ -50,11 +50,13 @@ static uint32_t uid_from_key(const unsigned char *p)
 }
 
 
+/* A listed file: small, as a sync of 100,000 files holds 100,000. */
 struct dent {
-    char *name; /* owned by the mover's job when job != 0 */
-    struct maildir_name p;
+    char *name;        /* owned by the mover's job when job != 0 */
+    uint64_t time;     /* from the name (mailbox_index_parse_name) */
+    uint32_t base_len; /* of the unique part */
+    uint32_t job;      /* 1 + its index in the mover's jobs, 0: none */
     uint8_t cur;
-    uint32_t job; /* 1 + its index in the mover's jobs, 0: none */
 };
 
 struct loaded {
@@ -89,10 +91,24 @@ struct sync_state {
 static int dent_cmp(const void *va, const void *vb)
 {
     const struct dent *a = va, *b = vb;
-    int c = base_cmp(a->name, a->p.base_len, b->name, b->p.base_len);
+    int c = base_cmp(a->name, a->base_len, b->name, b->base_len);
     if (c != 0)
         return c;
     return (int)b->cur - (int)a->cur; /* cur/ first: a rename new -> cur was caught mid-way */
+}
+
+/* The flag letters of a listed name, sorted: a name whose letters are
+   sorted already (the usual case) needs no second parse. */
+static void dent_flags(const struct dent *d, char out[MAILBOX_FLAGS_SIZE])
+{
+    out[0] = '\0';
+    if (d->name[d->base_len] == '\0')
+        return; /* no ":2," */
+    if (mailbox_index_normalize_flags(d->name + d->base_len + 3, out) == 0)
+        return;
+    struct maildir_name p;
+    if (mailbox_index_parse_name(d->name, strlen(d->name), &p) == 0)
+        memcpy(out, p.flags, MAILBOX_FLAGS_SIZE);
 }
 
 static const struct loaded *sort_recs; /* qsort has no context argument */
@@ -168,7 +184,8 @@ static int list_dir(struct mailbox_index *ix, struct sync_state *s, int cur, cha
         }
         struct dent *t = &s->dents[s->ndents++];
         t->name = xstrdup(de->d_name);
-        t->p = p;
+        t->time = p.time;
+        t->base_len = (uint32_t)p.base_len;
         t->cur = (uint8_t)cur;
         t->job = cur || s->mv == NULL ? 0 : ix_mover_add(s->mv, t->name, p.base_len, p.flags);
     }
@@ -414,7 +431,7 @@ static void merge(struct sync_state *s)
         else if (r == NULL)
             c = -1;
         else
-            c = base_cmp(s->dents[i].name, s->dents[i].p.base_len, r->m.base, strlen(r->m.base));
+            c = base_cmp(s->dents[i].name, s->dents[i].base_len, r->m.base, strlen(r->m.base));
         if (c > 0) {
             r->state = DELETE;
             s->changed = 1;
@@ -425,8 +442,8 @@ static void merge(struct sync_state *s)
            keep the file the index knows, else the first (cur/ sorts first). */
         size_t k = i + 1;
         while (k < s->ndents &&
-               base_cmp(s->dents[i].name, s->dents[i].p.base_len, s->dents[k].name,
-                        s->dents[k].p.base_len) == 0)
+               base_cmp(s->dents[i].name, s->dents[i].base_len, s->dents[k].name,
+                        s->dents[k].base_len) == 0)
             k++;
         const struct dent *chosen = &s->dents[i];
         if (c == 0) {
@@ -434,16 +451,18 @@ static void merge(struct sync_state *s)
                 if (dent_is(&s->dents[t], r->m.path))
                     chosen = &s->dents[t];
             r->job = chosen->job;
+            char flags[MAILBOX_FLAGS_SIZE];
+            dent_flags(chosen, flags);
             if (!dent_is(chosen, r->m.path)) {
                 free(r->m.path);
                 r->m.path = dent_path(chosen);
-                memcpy(r->m.flags, chosen->p.flags, sizeof(r->m.flags));
+                memcpy(r->m.flags, flags, sizeof(r->m.flags));
                 r->state = UPDATE;
                 s->changed = 1;
-            } else if (strcmp(r->m.flags, chosen->p.flags) != 0) {
+            } else if (strcmp(r->m.flags, flags) != 0) {
                 /* The same file, other letters: a record written when
                    flags were cut at 15 letters gets them all now. */
-                memcpy(r->m.flags, chosen->p.flags, sizeof(r->m.flags));
+                memcpy(r->m.flags, flags, sizeof(r->m.flags));
                 r->state = UPDATE;
                 s->changed = 1;
             }
@@ -455,10 +474,10 @@ static void merge(struct sync_state *s)
             }
             struct loaded *a = &s->adds[s->nadds++];
             memset(a, 0, sizeof(*a));
-            a->m.base = xstrndup(chosen->name, chosen->p.base_len);
+            a->m.base = xstrndup(chosen->name, chosen->base_len);
             a->m.path = dent_path(chosen);
-            memcpy(a->m.flags, chosen->p.flags, sizeof(a->m.flags));
-            a->time = chosen->p.time;
+            dent_flags(chosen, a->m.flags);
+            a->time = chosen->time;
             a->cur = chosen->cur;
             a->job = chosen->job;
             s->changed = 1;
@@ -683,7 +702,7 @@ static int known_new(struct mailbox_index *ix, struct sync_state *s)
     size_t kept = 0, i = 0;
     for (; i < s->ndents; i++) {
         struct dent *d = &s->dents[i];
-        MDB_val k = { d->p.base_len, d->name }, v;
+        MDB_val k = { d->base_len, d->name }, v;
         rc = mdb_get(txn, ix->e->bases, &k, &v);
         if (rc == MDB_NOTFOUND) {
             rc = 0;
