@@ -646,21 +646,13 @@ static void keep_dirs(struct mailbox_index *ix, const struct sync_state *s)
     ix->synced = 1;
 }
 
-/* 1 when cur/ and the index are as this handle last left them: its last
-   sync saw cur/'s mtime well in the past and it has not moved since, and
-   nobody else wrote the index since (the handle's own writes aside).
-   Then only new/ can hold what the array does not show. */
-static int only_new_changed(struct mailbox_index *ix)
+/* 1 when the handle's array is what the index holds: a sync installed it
+   (the handle's own writes kept it up), nothing is unwritten, and nobody
+   else wrote the index since. */
+static int array_current(struct mailbox_index *ix)
 {
     if (!ix->synced || ix->dropped || ix->e == NULL || ix->e->pid != getpid() ||
-        ix_unwritten(ix) || !ix->dir_exists[1] || !ix->dir_trusted[1])
-        return 0;
-    char *path = xasprintf("%s/cur", ix->maildir);
-    struct stat st;
-    int same = stat(path, &st) == 0 && st.st_mtim.tv_sec == ix->dir_mtime[1].tv_sec &&
-               st.st_mtim.tv_nsec == ix->dir_mtime[1].tv_nsec;
-    free(path);
-    if (!same || ix_env_replaced(ix))
+        ix_unwritten(ix) || ix_env_replaced(ix))
         return 0;
     MDB_txn *txn;
     if (ix_txn_begin(ix->e, MDB_RDONLY, &txn) != 0)
@@ -669,6 +661,41 @@ static int only_new_changed(struct mailbox_index *ix)
     int rc = ix_meta_load(txn, ix->e, &m);
     mdb_txn_abort(txn);
     return rc == 0 && ix_meta_same(&m, &ix->seen);
+}
+
+/* 1 when, besides, cur/ is as the handle's last full sync saw it (the
+   mtime it noted, well in the past): only new/ can hold what the array
+   does not show. */
+static int cur_unchanged(const struct mailbox_index *ix)
+{
+    if (!ix->dir_exists[1] || !ix->dir_trusted[1])
+        return 0;
+    char *path = xasprintf("%s/cur", ix->maildir);
+    struct stat st;
+    int same = stat(path, &st) == 0 && st.st_mtim.tv_sec == ix->dir_mtime[1].tv_sec &&
+               st.st_mtim.tv_nsec == ix->dir_mtime[1].tv_nsec;
+    free(path);
+    return same;
+}
+
+/* The records of a full sync without reading LMDB: the array, taken over
+   (it is what the index holds, array_current). The handle has no array
+   until the sync installs one. */
+static void take_array(struct mailbox_index *ix, struct sync_state *s)
+{
+    s->m0 = ix->seen;
+    s->arecs = ix->count ? ix->count : 1;
+    s->recs = xreallocarray(NULL, s->arecs, sizeof(*s->recs));
+    for (size_t i = 0; i < ix->count; i++) {
+        struct loaded *l = &s->recs[i];
+        memset(l, 0, sizeof(*l));
+        l->m = ix->msgs[i];
+        l->x = ix->extra[i];
+    }
+    s->nrecs = ix->count;
+    xfree(&ix->msgs);
+    xfree(&ix->extra);
+    ix->count = 0;
 }
 
 /* For a sync of new/ alone: the records are copies of the array's
@@ -796,7 +823,7 @@ static int sync_finish(struct mailbox_index *ix, struct sync_state *s, int new_o
     return 0;
 }
 
-static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r)
+static int sync_once(struct mailbox_index *ix, int take, size_t *written_r, char **error_r)
 {
     struct sync_state s;
     memset(&s, 0, sizeof(s));
@@ -819,14 +846,18 @@ static int sync_once(struct mailbox_index *ix, size_t *written_r, char **error_r
         errno = saved;
         return -1;
     }
-    int rc = load_index(ix, &s);
+    int rc = 0;
+    if (take)
+        take_array(ix, &s);
+    else
+        rc = load_index(ix, &s);
     if (rc == 0)
         rc = sync_finish(ix, &s, 0, written_r);
     sync_state_free(&s);
     return rc;
 }
 
-/* A sync when only_new_changed(): lists new/ alone and patches the
+/* A sync when array_current() and cur_unchanged(): lists new/ alone and patches the
    array; a delivery to a folder of 100,000 messages then costs what the
    delivery added, not a listing of cur/ and a read of every record. */
 static int sync_new_only(struct mailbox_index *ix, size_t *written_r, char **error_r)
@@ -856,6 +887,8 @@ static int sync_new_only(struct mailbox_index *ix, size_t *written_r, char **err
     return rc;
 }
 
+static int sync_attempts(struct mailbox_index *ix, int take, int new_only, char **error_r);
+
 void mailbox_index_set_move_new(struct mailbox_index *ix, int on)
 {
     ix->move_new = on != 0;
@@ -863,7 +896,9 @@ void mailbox_index_set_move_new(struct mailbox_index *ix, int on)
 
 int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
 {
-    int new_only = only_new_changed(ix);
+    /* Both only for the first attempt: a retry reads everything. */
+    int take = array_current(ix);
+    int new_only = take && cur_unchanged(ix);
     ix->synced = 0;
     if (ix_index_ready(ix, error_r) < 0)
         return -1;
@@ -884,12 +919,25 @@ int mailbox_index_sync(struct mailbox_index *ix, char **error_r)
         if (ix_index_reattach(ix, error_r) < 0)
             return -1;
     }
+    int r = sync_attempts(ix, take, new_only, error_r);
+    if (r < 0 && take && !new_only && ix->count == 0) {
+        /* The array went with the failed sync that took it over. */
+        int saved = errno;
+        ix_load_array(ix);
+        errno = saved;
+    }
+    return r;
+}
+
+static int sync_attempts(struct mailbox_index *ix, int take, int new_only, char **error_r)
+{
     int rebuilt = 0;
     for (int attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
         char *error = NULL;
         size_t written = 0;
-        int rc = new_only ? sync_new_only(ix, &written, &error) : sync_once(ix, &written, &error);
-        new_only = 0; /* a retry lists everything */
+        int rc = new_only ? sync_new_only(ix, &written, &error)
+                          : sync_once(ix, take, &written, &error);
+        new_only = take = 0;
         if (rc == 0) {
             if (written > RECYCLE_AFTER)
                 ix_env_recycle(ix);
