@@ -435,15 +435,18 @@ int mailbox_index_stale(struct mailbox_index *ix)
                        st.st_mtim.tv_nsec != ix->dir_mtime[i].tv_nsec))
             return 1;
     }
-    if (ix_env_replaced(ix))
-        return 1;
+    return ix_env_replaced(ix) || !ix_meta_unchanged(ix);
+}
+
+int ix_meta_unchanged(const struct mailbox_index *ix)
+{
     MDB_txn *txn;
     if (ix_txn_begin(ix->e, MDB_RDONLY, &txn) != 0)
-        return 1;
+        return 0;
     struct meta m;
     int rc = ix_meta_load(txn, ix->e, &m);
     mdb_txn_abort(txn);
-    return rc != 0 || !ix_meta_same(&m, &ix->seen);
+    return rc == 0 && ix_meta_same(&m, &ix->seen);
 }
 
 uint64_t mailbox_index_highest_modseq(const struct mailbox_index *ix)

@@ -230,6 +230,9 @@ ssize_t ix_find_pos(const struct mailbox_index *ix, uint32_t uid);
 /* mailbox_index_sync.c */
 void ix_load_array(struct mailbox_index *ix);
 /* mailbox_index_imap.c */
+/* 1 when the index's meta data is what the handle's array reflects
+   (ix->seen): nobody else wrote since. ix->e must be set. */
+int ix_meta_unchanged(const struct mailbox_index *ix);
 /* Deletes every cache value of uid. Returns 0 or an LMDB error. */
 int ix_cache_drop(MDB_txn *txn, struct index_env *e, uint32_t uid);
 /* Writes the pending cache values whose message still has a record. */

@@ -592,6 +592,20 @@ static int sync_apply(MDB_txn *txn, struct index_env *e, void *vctx)
     return 0;
 }
 
+/* Moves the new messages into the array after its first used entries
+   (the arrays have room) and takes the sync's meta data. */
+static void take_adds(struct mailbox_index *ix, struct sync_state *s, size_t used)
+{
+    for (size_t i = 0; i < s->nadds; i++) {
+        ix->msgs[used] = s->adds[i].m;
+        ix->extra[used++] = s->adds[i].x;
+        memset(&s->adds[i].m, 0, sizeof(s->adds[i].m));
+    }
+    ix->count = used;
+    ix->meta = s->m1;
+    ix->seen = s->m1;
+}
+
 /* Moves the merged records into the index's array, in UID order. */
 static void install(struct mailbox_index *ix, struct sync_state *s)
 {
@@ -607,14 +621,7 @@ static void install(struct mailbox_index *ix, struct sync_state *s)
         ix->extra[c++] = s->recs[i].x;
         memset(&s->recs[i].m, 0, sizeof(s->recs[i].m));
     }
-    for (size_t i = 0; i < s->nadds; i++) {
-        ix->msgs[c] = s->adds[i].m;
-        ix->extra[c++] = s->adds[i].x;
-        memset(&s->adds[i].m, 0, sizeof(s->adds[i].m));
-    }
-    ix->count = c;
-    ix->meta = s->m1;
-    ix->seen = s->m1;
+    take_adds(ix, s, c);
 }
 
 /* Notes the time and the directories' mtimes before they are listed:
@@ -651,16 +658,8 @@ static void keep_dirs(struct mailbox_index *ix, const struct sync_state *s)
    else wrote the index since. */
 static int array_current(struct mailbox_index *ix)
 {
-    if (!ix->synced || ix->dropped || ix->e == NULL || ix->e->pid != getpid() ||
-        ix_unwritten(ix) || ix_env_replaced(ix))
-        return 0;
-    MDB_txn *txn;
-    if (ix_txn_begin(ix->e, MDB_RDONLY, &txn) != 0)
-        return 0;
-    struct meta m;
-    int rc = ix_meta_load(txn, ix->e, &m);
-    mdb_txn_abort(txn);
-    return rc == 0 && ix_meta_same(&m, &ix->seen);
+    return ix->synced && !ix->dropped && ix->e != NULL && ix->e->pid == getpid() &&
+           !ix_unwritten(ix) && !ix_env_replaced(ix) && ix_meta_unchanged(ix);
 }
 
 /* 1 when, besides, cur/ is as the handle's last full sync saw it (the
@@ -779,14 +778,7 @@ static void patch_array(struct mailbox_index *ix, struct sync_state *s)
     size_t n = out + s->nadds;
     ix->msgs = xreallocarray(ix->msgs, n ? n : 1, sizeof(*ix->msgs));
     ix->extra = xreallocarray(ix->extra, n ? n : 1, sizeof(*ix->extra));
-    for (size_t i = 0; i < s->nadds; i++) {
-        ix->msgs[out] = s->adds[i].m;
-        ix->extra[out++] = s->adds[i].x;
-        memset(&s->adds[i].m, 0, sizeof(s->adds[i].m));
-    }
-    ix->count = out;
-    ix->meta = s->m1;
-    ix->seen = s->m1;
+    take_adds(ix, s, out);
 }
 
 /* What both syncs do after the listing: merge, sizes, moves, the write,
