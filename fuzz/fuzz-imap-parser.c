@@ -144,6 +144,17 @@ static void check_command(const struct imap_command *c, const struct imap_parser
         break;
     case IMAP_CMD_STATUS:
         CHECK(c->u.status.mailbox && c->u.status.items != 0 && c->u.status.items < 0x40);
+        {
+            /* The order lists each asked item once. */
+            unsigned seen = 0;
+            CHECK(c->u.status.norder >= 1 && c->u.status.norder <= 6);
+            for (unsigned i = 0; i < c->u.status.norder; i++) {
+                CHECK((c->u.status.order[i] & c->u.status.items) != 0);
+                CHECK((c->u.status.order[i] & seen) == 0);
+                seen |= c->u.status.order[i];
+            }
+            CHECK(seen == c->u.status.items);
+        }
         break;
     case IMAP_CMD_APPEND:
         CHECK(c->u.append.mailbox != NULL);

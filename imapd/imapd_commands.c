@@ -339,35 +339,34 @@ static void cmd_status(struct imapd_session *s, struct imap_command *cmd)
         imapd_tagged(s, cmd->tag, "NO", "%s", error != NULL ? error : "Cannot read the mailbox");
         return;
     }
-    unsigned items = cmd->u.status.items;
     struct buf line;
     buf_init(&line, 0);
     buf_append_str(&line, "* STATUS ");
     append_astring(&line, cmd->u.status.mailbox);
     buf_append_str(&line, " (");
-    const char *sep = "";
-    if (items & IMAP_STATUS_MESSAGES) {
-        buf_printf(&line, "%sMESSAGES %u", sep, st.messages);
-        sep = " ";
+    for (unsigned i = 0; i < cmd->u.status.norder; i++) {
+        const char *sep = i > 0 ? " " : "";
+        switch (cmd->u.status.order[i]) {
+        case IMAP_STATUS_MESSAGES:
+            buf_printf(&line, "%sMESSAGES %u", sep, st.messages);
+            break;
+        case IMAP_STATUS_RECENT:
+            buf_printf(&line, "%sRECENT %u", sep, st.recent);
+            break;
+        case IMAP_STATUS_UIDNEXT:
+            buf_printf(&line, "%sUIDNEXT %u", sep, st.uidnext);
+            break;
+        case IMAP_STATUS_UIDVALIDITY:
+            buf_printf(&line, "%sUIDVALIDITY %u", sep, st.uidvalidity);
+            break;
+        case IMAP_STATUS_UNSEEN:
+            buf_printf(&line, "%sUNSEEN %u", sep, st.unseen);
+            break;
+        case IMAP_STATUS_HIGHESTMODSEQ:
+            buf_printf(&line, "%sHIGHESTMODSEQ %llu", sep, (unsigned long long)st.highestmodseq);
+            break;
+        }
     }
-    if (items & IMAP_STATUS_RECENT) {
-        buf_printf(&line, "%sRECENT %u", sep, st.recent);
-        sep = " ";
-    }
-    if (items & IMAP_STATUS_UIDNEXT) {
-        buf_printf(&line, "%sUIDNEXT %u", sep, st.uidnext);
-        sep = " ";
-    }
-    if (items & IMAP_STATUS_UIDVALIDITY) {
-        buf_printf(&line, "%sUIDVALIDITY %u", sep, st.uidvalidity);
-        sep = " ";
-    }
-    if (items & IMAP_STATUS_UNSEEN) {
-        buf_printf(&line, "%sUNSEEN %u", sep, st.unseen);
-        sep = " ";
-    }
-    if (items & IMAP_STATUS_HIGHESTMODSEQ)
-        buf_printf(&line, "%sHIGHESTMODSEQ %llu", sep, (unsigned long long)st.highestmodseq);
     buf_append_str(&line, ")\r\n");
     buf_append(imapd_out(s), line.data, line.len);
     buf_free(&line);

@@ -350,7 +350,9 @@ struct imap_command {
         } list;              /* LIST, LSUB */
         struct {
             char *mailbox;
-            unsigned items;  /* IMAP_STATUS_* */
+            unsigned items;     /* IMAP_STATUS_* */
+            unsigned order[6];  /* the same bits, each once, in the client's order */
+            unsigned norder;
         } status;
         struct {
             char *mailbox;

@@ -294,6 +294,9 @@ static int parse_status(struct imap_gram *g)
         if (bit == 0)
             return imap_gram_error(g, imap_gram_at_end(g) && len == 0 ? "Missing ')'"
                                                                        : "Unknown status item");
+        /* RFC 3501's example answers in the order asked. */
+        if ((cmd->u.status.items & bit) == 0 && cmd->u.status.norder < 6)
+            cmd->u.status.order[cmd->u.status.norder++] = bit;
         cmd->u.status.items |= bit;
         if (imap_gram_peek(g) != ' ')
             break;

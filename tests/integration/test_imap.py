@@ -537,6 +537,10 @@ def test_status(imap):
     # STATUS of INBOX on a fresh Maildir.
     r = c.cmd("STATUS INBOX (MESSAGES UNSEEN)").ok()
     assert re.search(rb"\(MESSAGES 0 UNSEEN 0\)", r.named("STATUS")[0]), r.untagged
+    # Items come back in the order asked, each once.
+    r = c.cmd("STATUS Box (UNSEEN UIDNEXT MESSAGES UNSEEN)").ok()
+    assert r.named("STATUS")[0].endswith(b"(UNSEEN 2 UIDNEXT %d MESSAGES 3)" % (u3 + 1)), \
+        r.untagged
 
 
 # ---- SELECT / EXAMINE -----------------------------------------------------

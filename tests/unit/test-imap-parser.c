@@ -194,7 +194,9 @@ static void dump_command(struct buf *o, const struct imap_command *c)
     case IMAP_CMD_STATUS:
         buf_append_char(o, ' ');
         dump_str(o, c->u.status.mailbox);
-        buf_printf(o, " items=%#x", c->u.status.items);
+        buf_printf(o, " items=%#x order=", c->u.status.items);
+        for (unsigned i = 0; i < c->u.status.norder; i++)
+            buf_printf(o, "%s%#x", i ? "," : "", c->u.status.order[i]);
         break;
     case IMAP_CMD_APPEND:
         buf_append_char(o, ' ');
@@ -553,8 +555,10 @@ static void test_list_lsub_status(void **state)
           "ERR B BAD Error in IMAP command LIST: Invalid mailbox pattern\n"
           "ERR C BAD Error in IMAP command LIST: Invalid characters in atom\n");
     check("A STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)\r\n"
-          "B STATUS x (highestmodseq messages)\r\n",
-          "A STATUS \"INBOX\" items=0x1f\nB STATUS \"x\" items=0x21\n");
+          "B STATUS x (highestmodseq messages)\r\nC STATUS x (UNSEEN MESSAGES UNSEEN)\r\n",
+          "A STATUS \"INBOX\" items=0x1f order=0x1,0x2,0x4,0x8,0x10\n"
+          "B STATUS \"x\" items=0x21 order=0x20,0x1\n"
+          "C STATUS \"x\" items=0x11 order=0x10,0x1\n");
     check("A STATUS INBOX ()\r\nB STATUS INBOX (SIZE)\r\nC STATUS INBOX MESSAGES\r\n"
           "D STATUS INBOX (MESSAGES\r\nE STATUS INBOX (MESSAGES  UNSEEN)\r\n",
           "ERR A BAD Error in IMAP command STATUS: Unknown status item\n"
