@@ -344,28 +344,14 @@ static void cmd_status(struct imapd_session *s, struct imap_command *cmd)
     buf_append_str(&line, "* STATUS ");
     append_astring(&line, cmd->u.status.mailbox);
     buf_append_str(&line, " (");
+    /* Indexed by the bit's position (IMAP_STATUS_*: 0x01 ... 0x20). */
+    static const char *const names[] = { "MESSAGES", "RECENT", "UIDNEXT",
+                                         "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ" };
+    const unsigned long long values[] = { st.messages, st.recent, st.uidnext,
+                                          st.uidvalidity, st.unseen, st.highestmodseq };
     for (unsigned i = 0; i < cmd->u.status.norder; i++) {
-        const char *sep = i > 0 ? " " : "";
-        switch (cmd->u.status.order[i]) {
-        case IMAP_STATUS_MESSAGES:
-            buf_printf(&line, "%sMESSAGES %u", sep, st.messages);
-            break;
-        case IMAP_STATUS_RECENT:
-            buf_printf(&line, "%sRECENT %u", sep, st.recent);
-            break;
-        case IMAP_STATUS_UIDNEXT:
-            buf_printf(&line, "%sUIDNEXT %u", sep, st.uidnext);
-            break;
-        case IMAP_STATUS_UIDVALIDITY:
-            buf_printf(&line, "%sUIDVALIDITY %u", sep, st.uidvalidity);
-            break;
-        case IMAP_STATUS_UNSEEN:
-            buf_printf(&line, "%sUNSEEN %u", sep, st.unseen);
-            break;
-        case IMAP_STATUS_HIGHESTMODSEQ:
-            buf_printf(&line, "%sHIGHESTMODSEQ %llu", sep, (unsigned long long)st.highestmodseq);
-            break;
-        }
+        unsigned k = (unsigned)__builtin_ctz(cmd->u.status.order[i]);
+        buf_printf(&line, "%s%s %llu", i > 0 ? " " : "", names[k], values[k]);
     }
     buf_append_str(&line, ")\r\n");
     buf_append(imapd_out(s), line.data, line.len);
