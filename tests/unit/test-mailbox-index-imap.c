@@ -24,74 +24,24 @@
 #include "log.h"
 #include "mailbox_index.h"
 #include "xalloc.h"
-
-struct fixture {
-    char dir[64];
-};
-
-static void make_maildir(const char *dir)
-{
-    static const char *const subs[] = { "tmp", "new", "cur" };
-    for (int i = 0; i < 3; i++) {
-        char *p = xasprintf("%s/%s", dir, subs[i]);
-        assert_int_equal(mkdir(p, 0700), 0);
-        free(p);
-    }
-}
+#include "maildir_test.h"
 
 static int setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test-mailbox-index-imap.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    make_maildir(f->dir);
-    *state = f;
-    return 0;
+    return fixture_setup(state, "test-mailbox-index-imap", 1);
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    char *cmd = xasprintf("rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    free(f);
-    return 0;
-}
-
-static void write_file(const char *dir, const char *rel, const char *text)
-{
-    char *p = xasprintf("%s/%s", dir, rel);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    free(p);
+    return fixture_teardown(state);
 }
 
 static void deliver(const char *dir, const char *name)
 {
     char *rel = xasprintf("new/%s", name);
-    write_file(dir, rel, "Subject: x\n\nbody\n");
+    static const char text[] = "Subject: x\n\nbody\n";
+    write_file(dir, rel, text, sizeof(text) - 1);
     free(rel);
-}
-
-static struct mailbox_index *open_synced(const char *dir)
-{
-    char *error = NULL;
-    struct mailbox_index *ix = mailbox_index_open(dir, &error);
-    if (ix == NULL)
-        fail_msg("open: %s", error);
-    if (mailbox_index_sync(ix, &error) < 0)
-        fail_msg("sync: %s", error);
-    return ix;
-}
-
-static void sync_ok(struct mailbox_index *ix)
-{
-    char *error = NULL;
-    if (mailbox_index_sync(ix, &error) < 0)
-        fail_msg("sync: %s", error);
 }
 
 static uint32_t claim_ok(struct mailbox_index *ix)
@@ -149,7 +99,8 @@ static void test_fresh_index_messages_are_recent_until_claimed(void **state)
     assert_int_equal(mailbox_index_set_flags(ix, 1, "S"), 0);
     assert_int_equal(mailbox_index_expunge(ix, 2), 0);
     assert_int_equal(mailbox_index_flush(ix), 0);
-    write_file(f->dir, "cur/1700000005.E.host:2,S", "Subject: y\n\nbody\n");
+    static const char text[] = "Subject: y\n\nbody\n";
+    write_file(f->dir, "cur/1700000005.E.host:2,S", text, sizeof(text) - 1);
     uint32_t uid = 0;
     assert_int_equal(mailbox_index_add(ix, "cur/1700000005.E.host:2,S", 0, &uid), 0);
     assert_int_equal(uid, 5);
@@ -265,7 +216,7 @@ static char *make_folder(const char *root, const char *name)
     char *dir = xasprintf("%s/%s", root, name);
     assert_int_equal(mkdir(dir, 0700), 0);
     make_maildir(dir);
-    write_file(dir, "maildirfolder", "");
+    write_file(dir, "maildirfolder", "", 0);
     return dir;
 }
 
@@ -301,7 +252,7 @@ static void test_uidvalidity_grows_across_folders_recreated_in_one_second(void *
     /* A value far ahead of the clock is followed, not reused. */
     uint32_t ahead = (uint32_t)time(NULL) + 100000;
     char *text = xasprintf("%u\n", ahead);
-    write_file(f->dir, "postern-uidvalidity", text);
+    write_file(f->dir, "postern-uidvalidity", text, strlen(text));
     free(text);
     remove_index_files(folder);
     ix = open_synced(folder);

@@ -25,44 +25,16 @@
 #include "log.h"
 #include "mailbox_index.h"
 #include "xalloc.h"
-
-struct fixture {
-    char dir[64];
-};
+#include "maildir_test.h"
 
 static int setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test-mailbox-index.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    static const char *const subs[] = { "tmp", "new", "cur" };
-    for (int i = 0; i < 3; i++) {
-        char *p = xasprintf("%s/%s", f->dir, subs[i]);
-        assert_int_equal(mkdir(p, 0700), 0);
-        free(p);
-    }
-    *state = f;
-    return 0;
+    return fixture_setup(state, "test-mailbox-index", 1);
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    char *cmd = xasprintf("rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    free(f);
-    return 0;
-}
-
-static void write_file(const char *dir, const char *rel, const char *data, size_t len)
-{
-    char *p = xasprintf("%s/%s", dir, rel);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
-    free(p);
+    return fixture_teardown(state);
 }
 
 static void deliver(const char *dir, const char *name, const char *text)
@@ -70,33 +42,6 @@ static void deliver(const char *dir, const char *name, const char *text)
     char *rel = xasprintf("new/%s", name);
     write_file(dir, rel, text, strlen(text));
     free(rel);
-}
-
-static int exists(const char *dir, const char *rel)
-{
-    char *p = xasprintf("%s/%s", dir, rel);
-    struct stat st;
-    int r = lstat(p, &st) == 0;
-    free(p);
-    return r;
-}
-
-static struct mailbox_index *open_synced(const char *dir)
-{
-    char *error = NULL;
-    struct mailbox_index *ix = mailbox_index_open(dir, &error);
-    if (ix == NULL)
-        fail_msg("open: %s", error);
-    if (mailbox_index_sync(ix, &error) < 0)
-        fail_msg("sync: %s", error);
-    return ix;
-}
-
-static void sync_ok(struct mailbox_index *ix)
-{
-    char *error = NULL;
-    if (mailbox_index_sync(ix, &error) < 0)
-        fail_msg("sync: %s", error);
 }
 
 static const struct mailbox_msg *by_base(struct mailbox_index *ix, const char *base)

@@ -21,28 +21,16 @@
 #include "maildir_keywords.h"
 #include "safe_file.h"
 #include "xalloc.h"
-
-struct fixture {
-    char dir[64];
-};
+#include "maildir_test.h"
 
 static int setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/test-maildir-keywords.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
+    return fixture_setup(state, "test-maildir-keywords", 0);
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    char *cmd = xasprintf("rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    free(f);
-    return 0;
+    return fixture_teardown(state);
 }
 
 static char *file_text(const char *dir)
