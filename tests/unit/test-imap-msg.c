@@ -30,25 +30,8 @@
 #include "xalloc.h"
 
 static char tmpdir[] = "/tmp/test-imap-msg.XXXXXX";
-static int opens;
 
-static int open_msg(void *ctx, uint32_t uid)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%u", (const char *)ctx, uid);
-    opens++;
-    return open(path, O_RDONLY);
-}
-
-static void put(uint32_t uid, const char *text, size_t len)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%u", tmpdir, uid);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
+#include "imap_msg_test.h"
 
 /* Bare LF, as a Maildir file usually is. */
 static const char m1[] = "From: Alice <alice@example.test>\n"
@@ -764,39 +747,6 @@ static void test_cache_rendered_callback(void **state)
 }
 
 /* ---- the kept header (header_get / header_loaded) ---- */
-
-struct header_store {
-    const char *give;    /* what header_get hands out; NULL: nothing */
-    size_t give_len;
-    int gets, loads;
-    uint32_t asked_uid;
-    char *loaded;        /* the last header_loaded */
-    size_t loaded_len;
-};
-
-static char *store_get(void *ctx, uint32_t uid, size_t *len_r)
-{
-    struct header_store *h = ctx;
-    h->gets++;
-    h->asked_uid = uid;
-    if (h->give == NULL)
-        return NULL;
-    char *copy = xmalloc(h->give_len + 1);
-    memcpy(copy, h->give, h->give_len);
-    *len_r = h->give_len;
-    return copy;
-}
-
-static void store_loaded(void *ctx, uint32_t uid, const char *header, size_t len)
-{
-    struct header_store *h = ctx;
-    assert_int_equal(uid, h->asked_uid);   /* asked first, then read */
-    h->loads++;
-    free(h->loaded);
-    h->loaded = xmalloc(len + 1);
-    memcpy(h->loaded, header, len);
-    h->loaded_len = len;
-}
 
 static void header_cache_init(struct imap_msg_cache *cache, struct header_store *h)
 {

@@ -31,25 +31,8 @@
 #include "xalloc.h"
 
 static char tmpdir[] = "/tmp/test-imap-search.XXXXXX";
-static int opens;
 
-static int open_msg(void *ctx, uint32_t uid)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%u", (const char *)ctx, uid);
-    opens++;
-    return open(path, O_RDONLY);
-}
-
-static void put(uint32_t uid, const char *text, size_t len)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%u", tmpdir, uid);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
+#include "imap_msg_test.h"
 
 static const char s1[] = "From: \"J\xc3\xb6hn Doe\" <john@example.test>\n"
                          "To: =?UTF-8?B?w4lsaXNl?= <elise@example.test>\n"
@@ -488,39 +471,6 @@ static void test_loading(void **state)
 
 /* ---- the kept header (struct imap_msg_cache header_get / header_loaded) ---- */
 
-struct header_store {
-    char *give;          /* what header_get hands out; NULL: nothing */
-    size_t give_len;
-    int gets, loads;
-    uint32_t asked_uid;
-    char *loaded;
-    size_t loaded_len;
-};
-
-static char *store_get(void *ctx, uint32_t uid, size_t *len_r)
-{
-    struct header_store *h = ctx;
-    h->gets++;
-    h->asked_uid = uid;
-    if (h->give == NULL)
-        return NULL;
-    char *copy = xmalloc(h->give_len + 1);
-    memcpy(copy, h->give, h->give_len);
-    *len_r = h->give_len;
-    return copy;
-}
-
-static void store_loaded(void *ctx, uint32_t uid, const char *header, size_t len)
-{
-    struct header_store *h = ctx;
-    assert_int_equal(uid, h->asked_uid);   /* asked first, then read */
-    h->loads++;
-    free(h->loaded);
-    h->loaded = xmalloc(len + 1);
-    memcpy(h->loaded, header, len);
-    h->loaded_len = len;
-}
-
 static int search_kept(const char *keys, uint32_t uid, struct header_store *h)
 {
     struct imap_msg_cache cache = {0};
@@ -567,7 +517,7 @@ static void test_kept_header_same_answers(void **state)
                the kept header says nothing: the header is kept) */
             assert_int_equal(h.loads, 0);
         }
-        free(h.give);
+        free((char *)h.give); /* this test allocates it */
         free(h.loaded);
     }
 }
@@ -615,7 +565,7 @@ static void test_kept_header_needs_no_file(void **state)
     assert_int_equal(opens, 0);
     assert_int_equal(search_kept("BODY soft", 404, &h), 0);
     assert_int_equal(search_kept("TEXT nothing", 404, &h), 0);
-    free(h.give);
+    free((char *)h.give); /* this test allocates it */
     free(h.loaded);
 
     /* TEXT without a kept header: one whole load, its header handed over */
