@@ -83,8 +83,7 @@ def make_unreadable(inst):
 def test_header_search_after_fetch_answers_as_before(inst):
     for i in range(8):
         put_message(inst, mail(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("SELECT INBOX")
         # Before any header was kept.
         before = run_searches(c)
@@ -100,37 +99,28 @@ def test_header_search_after_fetch_answers_as_before(inst):
         assert run_fetches(c) == fetched_before
         body_before = uids_of_search(c.ok("UID SEARCH BODY \"only here\"")[1])
         assert body_before == [5]
-    finally:
-        c.close()
     # Another session, the files unreadable where that can be arranged:
     # only the kept headers can answer.
     unreadable = make_unreadable(inst)
-    d = login(inst)
-    try:
+    with login(inst) as d:
         d.ok("EXAMINE INBOX")
         assert run_searches(d) == before
         assert run_fetches(d) == fetched_before
         if unreadable:
             # A body key needs the file: it matches nothing now.
             assert uids_of_search(d.ok("UID SEARCH BODY \"only here\"")[1]) == []
-    finally:
-        d.close()
 
 
 def test_header_search_keeps_headers_for_the_next_search(inst):
     for i in range(6):
         put_message(inst, mail(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("EXAMINE INBOX")
         # No FETCH at all: the first header search reads the files and
         # keeps the headers ...
         before = run_searches(c)
-    finally:
-        c.close()
     unreadable = make_unreadable(inst)
-    d = login(inst)
-    try:
+    with login(inst) as d:
         d.ok("EXAMINE INBOX")
         # ... so the next session answers from them, and its header
         # FETCHes and ENVELOPEs too.
@@ -141,15 +131,12 @@ def test_header_search_keeps_headers_for_the_next_search(inst):
         if unreadable:
             tagged, _ = d.cmd("UID FETCH 1 BODY.PEEK[TEXT]")
             assert tagged.startswith(b"NO"), tagged
-    finally:
-        d.close()
 
 
 def test_header_fetch_keeps_headers_and_expunge_drops_them(inst):
     for i in range(4):
         put_message(inst, mail(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("SELECT INBOX")
         first = run_fetches(c)
         # Kept by the header FETCH: the same bytes again.
@@ -164,8 +151,6 @@ def test_header_fetch_keeps_headers_and_expunge_drops_them(inst):
         c.ok("NOOP")
         assert uids_of_search(c.ok("UID SEARCH SUBJECT plain")[1]) == [4, 5]
         assert uids_of_search(c.ok("UID SEARCH SUBJECT \"plain 11\"")[1]) == [5]
-    finally:
-        c.close()
 
 
 def test_headers_of_many_groups_survive_expunging_the_messages_they_are_kept_with(inst):
@@ -174,8 +159,7 @@ def test_headers_of_many_groups_survive_expunging_the_messages_they_are_kept_wit
     # headers are then read again and kept under 2 and 18.
     for i in range(40):
         put_message(inst, mail(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("SELECT INBOX")
         first = run_searches(c)
         assert first[0] == list(range(1, 41, 2)), first
@@ -187,16 +171,11 @@ def test_headers_of_many_groups_survive_expunging_the_messages_they_are_kept_wit
         assert run_searches(c) == expected
         fetched = run_fetches(c)
         assert len(fetched[1]) == 37, fetched[1]
-    finally:
-        c.close()
     unreadable = make_unreadable(inst)
-    d = login(inst)
-    try:
+    with login(inst) as d:
         d.ok("EXAMINE INBOX")
         assert run_searches(d) == expected
         assert run_fetches(d) == fetched
         if unreadable:
             tagged, _ = d.cmd("UID SEARCH BODY zanzibar")
             assert tagged.startswith(b"OK"), tagged
-    finally:
-        d.close()

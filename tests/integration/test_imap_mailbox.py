@@ -89,6 +89,12 @@ class Imap:
         except OSError:
             pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def login(inst, **kw):
     c = Imap(inst, **kw)
@@ -307,8 +313,7 @@ def test_folder_deleted_and_created_again_gets_a_larger_uidvalidity(inst):
     """RFC 3501 2.3.1.1: UIDVALIDITY must change when a name is reused,
     also within one second; the user's root Maildir remembers the last
     value handed out (postern-uidvalidity)."""
-    c = login(inst)
-    try:
+    with login(inst) as c:
         seen = []
         for i in range(3):
             c.ok("CREATE Again")
@@ -324,15 +329,12 @@ def test_folder_deleted_and_created_again_gets_a_larger_uidvalidity(inst):
         c.ok("CREATE Other")
         uv, _, _ = append_raw(c, "Other", message(9).replace(b"\n", b"\r\n"))
         assert uv > seen[-1], (uv, seen)
-    finally:
-        c.close()
 
 
 # ---- UIDPLUS ----
 
 def test_appenduid_and_copyuid_match_what_uid_search_finds(inst):
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("CREATE Dest")
         msg = message(5).replace(b"\n", b"\r\n")
         c.n += 1
@@ -366,13 +368,10 @@ def test_appenduid_and_copyuid_match_what_uid_search_finds(inst):
         assert uids_of_search(untagged) == [duid]
         _, untagged = c.ok("UID FETCH %d (FLAGS BODY.PEEK[])" % duid)
         assert b"\\Flagged" in untagged[0] and msg in untagged[0], untagged
-    finally:
-        c.close()
 
 
 def test_append_to_a_missing_folder_is_trycreate(inst):
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.n += 1
         tag = "C%d" % c.n
         c.send("%s APPEND Nowhere {5}\r\n" % tag)
@@ -380,15 +379,12 @@ def test_append_to_a_missing_folder_is_trycreate(inst):
         assert r.startswith(tag.encode() + b" NO [TRYCREATE]"), r
         tagged, _ = c.cmd("COPY 1 Nowhere")
         assert tagged.startswith(b"BAD") or tagged.startswith(b"NO"), tagged
-    finally:
-        c.close()
 
 
 def test_move_reports_copyuid_then_expunges(inst):
     for i in range(4):
         put_message(inst, message(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("CREATE Archive")
         c.ok("SELECT INBOX")
         _, untagged = c.ok("UID SEARCH ALL")
@@ -411,15 +407,12 @@ def test_move_reports_copyuid_then_expunges(inst):
         assert len(os.listdir(os.path.join(arch, "cur"))) == 2
         _, untagged = c.ok("SELECT Archive")
         assert b"2 RECENT" in untagged, untagged
-    finally:
-        c.close()
 
 
 def test_store_reports_flags_and_expunge_sequence_numbers(inst):
     for i in range(5):
         put_message(inst, message(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("SELECT INBOX")
         _, untagged = c.ok("STORE 1:5 +FLAGS (\\Seen)")
         assert len([u for u in untagged if b"FETCH" in u]) == 5, untagged
@@ -436,16 +429,13 @@ def test_store_reports_flags_and_expunge_sequence_numbers(inst):
         assert untagged == [b"2 EXPUNGE", b"3 EXPUNGE", b"3 EXPUNGE"], untagged
         _, untagged = c.ok("FETCH 1:* (FLAGS)")
         assert len(untagged) == 2
-    finally:
-        c.close()
 
 
 # ---- IDLE ----
 
 def test_idle_gets_exists_within_a_second_of_an_smtp_delivery(inst):
     put_message(inst, message(0))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("SELECT INBOX")
         c.send("I1 IDLE\r\n")
         assert c.line().startswith(b"+ "), "no continuation"
@@ -466,8 +456,6 @@ def test_idle_gets_exists_within_a_second_of_an_smtp_delivery(inst):
         c.send("DONE\r\n")
         tagged, _ = c.wait("I1")
         assert tagged.startswith(b"OK"), tagged
-    finally:
-        c.close()
 
 
 # ---- big FETCH ----
@@ -476,8 +464,7 @@ def test_big_fetch_arrives_complete_and_in_order_to_a_slow_reader(inst):
     count = 2000
     for i in range(count):
         put_message(inst, message(i, size=400))
-    c = login(inst, rcvbuf=8192)
-    try:
+    with login(inst, rcvbuf=8192) as c:
         _, untagged = c.ok("SELECT INBOX")
         assert exists(untagged) == count
         c.n += 1
@@ -496,8 +483,6 @@ def test_big_fetch_arrives_complete_and_in_order_to_a_slow_reader(inst):
             got.append((int(m.group(1)), int(m.group(2))))
         assert got == [(i + 1, i) for i in range(count)]
         assert time.monotonic() - started < 60
-    finally:
-        c.close()
 
 
 # ---- POP3 holding the lock ----
@@ -516,8 +501,7 @@ def pop3_login(inst):
 def test_store_while_pop3_holds_the_lock_is_inuse_and_loses_nothing(inst):
     for i in range(3):
         put_message(inst, message(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("SELECT INBOX")
         pop, pf = pop3_login(inst)
         try:
@@ -547,8 +531,6 @@ def test_store_while_pop3_holds_the_lock_is_inuse_and_loses_nothing(inst):
         _, untagged = c.ok("FETCH 1:* (FLAGS)")
         assert len(untagged) == 3
         assert not any(b"\\Deleted" in u for u in untagged), untagged
-    finally:
-        c.close()
     assert len(inst.maildir_files(inst.demo_user)) == 3
 
 
@@ -593,8 +575,7 @@ def test_select_while_pop3_holds_the_lock_shows_recent_and_claims_later(inst):
 def test_cached_envelope_and_bodystructure_match_the_first_rendering(inst):
     for i in range(3):
         put_message(inst, message(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("SELECT INBOX")
         _, first = c.ok("FETCH 1:3 (UID ENVELOPE FLAGS BODYSTRUCTURE)")
         _, second = c.ok("FETCH 1:3 (UID ENVELOPE FLAGS BODYSTRUCTURE)")
@@ -617,8 +598,6 @@ def test_cached_envelope_and_bodystructure_match_the_first_rendering(inst):
             assert third == [u.replace(b"(\\Recent)", b"()") for u in first]
         finally:
             d.close()
-    finally:
-        c.close()
 
 
 # ---- \Seen, CONDSTORE, SEARCH, IDLE updates ----
@@ -646,8 +625,7 @@ def test_body_fetch_sets_seen_read_write_only(inst):
 def test_condstore_modseqs_changedsince_unchangedsince_and_search(inst):
     for i in range(3):
         put_message(inst, message(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         _, untagged = c.ok("SELECT INBOX (CONDSTORE)")
         m = [re.match(rb"OK \[HIGHESTMODSEQ (\d+)\]", u) for u in untagged]
         highest = [int(x.group(1)) for x in m if x]
@@ -663,24 +641,19 @@ def test_condstore_modseqs_changedsince_unchangedsince_and_search(inst):
         assert tagged.startswith(b"OK [MODIFIED 2]"), tagged
         _, untagged = c.ok("SEARCH MODSEQ %d" % modseq)
         assert re.match(rb"SEARCH( \d+)+ \(MODSEQ \d+\)$", untagged[0]), untagged
-    finally:
-        c.close()
 
 
 def test_text_search_over_several_rounds(inst):
     count = 600
     for i in range(count):
         put_message(inst, message(i))
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.ok("SELECT INBOX")
         _, untagged = c.ok('SEARCH BODY "Line 5"')
         expect = [i + 1 for i in range(count) if ("Line %d\n" % i).startswith("Line 5")]
         assert uids_of_search(untagged) == expect
         _, untagged = c.ok('UID SEARCH SUBJECT "msg 599"')
         assert uids_of_search(untagged) == [count]
-    finally:
-        c.close()
 
 
 def test_idle_reports_other_sessions_flag_changes_and_expunges(inst):
@@ -707,12 +680,9 @@ def test_idle_reports_other_sessions_flag_changes_and_expunges(inst):
 
 
 def test_idle_in_the_authenticated_state_waits_for_done(inst):
-    c = login(inst)
-    try:
+    with login(inst) as c:
         c.send("I1 IDLE\r\n")
         assert c.line().startswith(b"+ ")
         c.send("DONE\r\n")
         tagged, untagged = c.wait("I1")
         assert tagged.startswith(b"OK") and untagged == []
-    finally:
-        c.close()
