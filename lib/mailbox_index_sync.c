@@ -624,12 +624,13 @@ static void install(struct mailbox_index *ix, struct sync_state *s)
     take_adds(ix, s, c);
 }
 
-/* Notes the time and the directories' mtimes before they are listed:
-   a change after this point moves an mtime away from what is noted. */
-static void note_dirs(struct mailbox_index *ix, struct sync_state *s)
+/* Notes the time and the directories' mtimes (new/, then cur/ when
+   ndirs is 2) before they are listed: a change after this point moves an
+   mtime away from what is noted. */
+static void note_dirs(struct mailbox_index *ix, struct sync_state *s, int ndirs)
 {
     clock_gettime(CLOCK_REALTIME, &s->start);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < ndirs; i++) {
         char *path = xasprintf("%s/%s", ix->maildir, i ? "cur" : "new");
         struct stat st;
         s->exists[i] = stat(path, &st) == 0;
@@ -819,7 +820,7 @@ static int sync_once(struct mailbox_index *ix, int take, size_t *written_r, char
 {
     struct sync_state s;
     memset(&s, 0, sizeof(s));
-    note_dirs(ix, &s);
+    note_dirs(ix, &s, 2);
     /* new/ before cur/: a message moving new -> cur meanwhile is then
        seen at least once. */
     if (ix->move_new)
@@ -856,7 +857,7 @@ static int sync_new_only(struct mailbox_index *ix, size_t *written_r, char **err
 {
     struct sync_state s;
     memset(&s, 0, sizeof(s));
-    note_dirs(ix, &s);
+    note_dirs(ix, &s, 1);
     /* cur/ keeps the mtime the last full sync noted: a change there from
        before this point still shows at the next staleness check. */
     s.exists[1] = ix->dir_exists[1];
