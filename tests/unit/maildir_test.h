@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "mailbox_index.h"
 #include "xalloc.h"
@@ -91,6 +92,23 @@ static inline void sync_ok(struct mailbox_index *ix)
     char *error = NULL;
     if (mailbox_index_sync(ix, &error) < 0)
         fail_msg("sync: %s", error);
+}
+
+/* A write transaction on DIR's index, opened behind the index's back
+   (tests that damage or downgrade it), on the database named db. The
+   caller commits and closes *env_r. */
+static inline MDB_txn *raw_index_txn(const char *dir, const char *db, MDB_env **env_r,
+                                     MDB_dbi *dbi_r)
+{
+    MDB_txn *txn;
+    char *path = xasprintf("%s/postern-index.lmdb", dir);
+    assert_int_equal(mdb_env_create(env_r), 0);
+    assert_int_equal(mdb_env_set_maxdbs(*env_r, 8), 0);
+    assert_int_equal(mdb_env_open(*env_r, path, MDB_NOSUBDIR, 0600), 0);
+    free(path);
+    assert_int_equal(mdb_txn_begin(*env_r, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, dbi_r), 0);
+    return txn;
 }
 
 #endif

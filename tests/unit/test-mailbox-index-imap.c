@@ -154,19 +154,12 @@ static void test_index_without_first_recent_treats_old_messages_as_seen(void **s
     mailbox_index_close(&ix);
 
     MDB_env *env;
-    MDB_txn *txn;
     MDB_dbi dbi;
-    char *path = xasprintf("%s/postern-index.lmdb", f->dir);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    MDB_txn *txn = raw_index_txn(f->dir, "meta", &env, &dbi);
     MDB_val k = { strlen("firstrecent"), "firstrecent" };
     assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    free(path);
 
     ix = open_synced(f->dir);
     assert_int_equal(mailbox_index_uidvalidity(ix), uv);

@@ -106,14 +106,8 @@ static void test_name_longer_than_255_refused(void **state)
 static void cut_record_flags(const char *dir, uint32_t uid)
 {
     MDB_env *env;
-    MDB_txn *txn;
     MDB_dbi dbi;
-    char *path = xasprintf("%s/postern-index.lmdb", dir);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
-    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+    MDB_txn *txn = raw_index_txn(dir, "msgs", &env, &dbi);
     unsigned char key[4] = { (unsigned char)(uid >> 24), (unsigned char)(uid >> 16),
                              (unsigned char)(uid >> 8), (unsigned char)uid };
     MDB_val k = { 4, key }, v;
@@ -128,7 +122,6 @@ static void cut_record_flags(const char *dir, uint32_t uid)
     assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    free(path);
 }
 
 static void test_old_index_with_cut_flags_is_upgraded(void **state)

@@ -829,20 +829,13 @@ static void test_bad_record_found_by_sync_rebuilds_the_index(void **state)
     mailbox_index_close(&ix);
 
     MDB_env *env;
-    MDB_txn *txn;
     MDB_dbi dbi;
-    char *path = xasprintf("%s/postern-index.lmdb", f->dir);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
-    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "msgs", 0, &dbi), 0);
+    MDB_txn *txn = raw_index_txn(f->dir, "msgs", &env, &dbi);
     unsigned char key[4] = { 0, 0, 0, 1 };
     MDB_val k = { 4, key }, v = { 5, "junk!" };
     assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    free(path);
 
     ix = open_synced(f->dir);
     assert_true(mailbox_index_uidvalidity(ix) > uv);
@@ -1574,18 +1567,11 @@ static void test_index_without_cache_database_is_upgraded_in_place(void **state)
     mailbox_index_close(&ix);
 
     MDB_env *env;
-    MDB_txn *txn;
     MDB_dbi dbi;
-    char *path = xasprintf("%s/postern-index.lmdb", f->dir);
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 4), 0);
-    assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "cache", 0, &dbi), 0);
+    MDB_txn *txn = raw_index_txn(f->dir, "cache", &env, &dbi);
     assert_int_equal(mdb_drop(txn, dbi, 1), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    free(path);
 
     char *log = xasprintf("%s/log", f->dir);
     log_set_file(log);
